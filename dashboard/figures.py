@@ -1,0 +1,312 @@
+"""Figures for the page (plotly) and the PDF (Pillow): overlays, small multiples, trends.
+
+Severity maps are drawn with a banded colour scale: one flat colour per label band (the
+bands are cut at the model's thresholds, by default none < 0.5 <= mild < 1.5 <= moderate
+< 2.5 <= severe on 0..3), "none" transparent so healthy skin shows the photo. Figures keep
+their data light: images go in as an embedded JPEG, maps are downsampled to at most
+`max_side` pixels on the long side.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from PIL import Image
+from plotly.subplots import make_subplots
+
+DEFAULT_THRESHOLDS = (0.5, 1.5, 2.5)
+DEFAULT_LABELS = ("none", "mild", "moderate", "severe")
+# Severe end of a yellow -> red ramp (ColorBrewer YlOrRd), picked evenly per band.
+_RAMP = np.array(
+    [(255, 237, 160), (254, 178, 76), (252, 78, 42), (189, 0, 38), (128, 0, 38)], dtype=float
+)
+_FONT = "Source Sans Pro, Helvetica, Arial, sans-serif"
+
+
+def band_colors(n_bands: int) -> list[tuple[int, int, int, float]]:
+    """RGBA per label band: band 0 ("none") transparent, the rest along yellow -> red."""
+    if n_bands < 1:
+        raise ValueError(f"need at least one band, got {n_bands}")
+    out: list[tuple[int, int, int, float]] = [(255, 255, 255, 0.0)]
+    for t in np.linspace(0, 1, max(n_bands - 1, 1))[: n_bands - 1]:
+        rgb = [
+            np.interp(t * (len(_RAMP) - 2), range(len(_RAMP) - 1), _RAMP[:-1, c]) for c in range(3)
+        ]
+        out.append((int(rgb[0]), int(rgb[1]), int(rgb[2]), 1.0))
+    return out
+
+
+def _check_bands(thresholds: Sequence[float], labels: Sequence[str], max_score: float) -> None:
+    if max_score <= 0:
+        raise ValueError(f"max_score must be positive, got {max_score}")
+    if len(labels) != len(thresholds) + 1:
+        raise ValueError(
+            f"need one label per band: {len(thresholds)} thresholds give "
+            f"{len(thresholds) + 1} bands, got {len(labels)} labels"
+        )
+    if list(thresholds) != sorted(thresholds) or not all(0 < t < max_score for t in thresholds):
+        raise ValueError(
+            f"thresholds must increase strictly inside 0..{max_score}, got {thresholds}"
+        )
+
+
+def banded_colorscale(
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    max_score: float = 3.0,
+    labels: Sequence[str] = DEFAULT_LABELS,
+) -> tuple[list, list[float], list[str]]:
+    """Plotly colorscale with a flat colour per band, plus colourbar tick values and texts.
+
+    Returns (colorscale, tickvals at the band centres on 0..max_score, ticktext labels).
+    """
+    _check_bands(thresholds, labels, max_score)
+    edges = [0.0, *thresholds, max_score]
+    colors = band_colors(len(labels))
+    scale = []
+    for i, (r, g, b, a) in enumerate(colors):
+        rgba = f"rgba({r},{g},{b},{a})"
+        scale += [[edges[i] / max_score, rgba], [edges[i + 1] / max_score, rgba]]
+    ticks = [(edges[i] + edges[i + 1]) / 2 for i in range(len(labels))]
+    return scale, ticks, list(labels)
+
+
+def downsample(array: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink (h, w) float maps or (h, w, 3) uint8 images so the long side is <= max_side.
+
+    Maps are box-averaged (scores stay on their scale); images are resampled with Lanczos.
+    """
+    h, w = array.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return array
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if array.ndim == 2:
+        img = Image.fromarray(np.asarray(array, dtype=np.float32))
+        return np.asarray(img.resize(size, Image.Resampling.BOX), dtype=np.float32)
+    return np.asarray(Image.fromarray(_as_uint8_rgb(array)).resize(size, Image.Resampling.LANCZOS))
+
+
+def _as_uint8_rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.dtype != np.uint8:
+        raise ValueError(f"display images must be (h, w, 3) uint8 RGB, got {image.dtype}")
+    return image[..., :3]
+
+
+def _fit_map(sign_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize a (h, w) map to (H, W) = shape, box-averaging down or bilinear up."""
+    sign_map = np.asarray(sign_map, dtype=np.float32)
+    if sign_map.shape == shape:
+        return sign_map
+    img = Image.fromarray(sign_map)
+    smaller = shape[0] * shape[1] < sign_map.size
+    method = Image.Resampling.BOX if smaller else Image.Resampling.BILINEAR
+    return np.asarray(img.resize((shape[1], shape[0]), method), dtype=np.float32)
+
+
+def _image_uri(image: np.ndarray, quality: int = 85) -> str:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _overlay_traces(
+    image, sign_map, sign, max_score, thresholds, labels, opacity, max_side, showscale
+):
+    if not 0 <= opacity <= 1:
+        raise ValueError(f"opacity must be between 0 and 1, got {opacity}")
+    small = downsample(_as_uint8_rgb(image), max_side)
+    h, w = small.shape[:2]
+    z = np.clip(_fit_map(sign_map, (h, w)), 0, max_score)
+    scale, ticks, text = banded_colorscale(thresholds, max_score, labels)
+    # The JPEG carries the photo; hover comes from the heatmap only.
+    photo = go.Image(source=_image_uri(small), hoverinfo="skip", name="photo")
+    heat = go.Heatmap(
+        z=z.astype(np.float32),
+        zmin=0,
+        zmax=max_score,
+        colorscale=scale,
+        opacity=opacity,
+        showscale=showscale,
+        colorbar=dict(title=dict(text="severity"), tickvals=ticks, ticktext=text, thickness=14),
+        hovertemplate=f"{sign}: %{{z:.2f}}<br>x %{{x}}, y %{{y}}<extra></extra>",
+        name=sign,
+    )
+    return photo, heat
+
+
+def _layout(fig: go.Figure, height: int) -> go.Figure:
+    fig.update_layout(
+        height=height,
+        margin=dict(l=10, r=10, t=40, b=10),
+        font=dict(family=_FONT, size=13),
+        plot_bgcolor="white",
+        paper_bgcolor="white",
+    )
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    return fig
+
+
+def overlay_figure(
+    image: np.ndarray,
+    sign_map: np.ndarray,
+    sign: str,
+    *,
+    max_score: float = 3.0,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    labels: Sequence[str] = DEFAULT_LABELS,
+    opacity: float = 0.5,
+    max_side: int = 512,
+    title: str | None = None,
+) -> go.Figure:
+    """Photo with one sign's severity map on top.
+
+    image: (h, w, 3) uint8 RGB; sign_map: (h', w') on 0..max_score (resized to the image);
+    both downsampled to <= max_side px. Hover gives the pixel's score (2 decimals).
+    """
+    photo, heat = _overlay_traces(
+        image, sign_map, sign, max_score, thresholds, labels, opacity, max_side, True
+    )
+    fig = go.Figure([photo, heat])
+    fig.update_layout(title=dict(text=title or sign, x=0.01))
+    return _layout(fig, height=520)
+
+
+def small_multiples(
+    image: np.ndarray,
+    maps: np.ndarray,
+    signs: Sequence[str],
+    *,
+    scores: Mapping[str, float] | None = None,
+    max_score: float = 3.0,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    labels: Sequence[str] = DEFAULT_LABELS,
+    opacity: float = 0.5,
+    max_side: int = 256,
+    columns: int = 4,
+) -> go.Figure:
+    """All signs side by side, one panel per sign, sharing one colour bar.
+
+    maps: (n_signs, h, w) on 0..max_score; panels wrap after `columns`.
+    """
+    maps = np.asarray(maps)
+    if maps.ndim != 3 or maps.shape[0] != len(signs):
+        raise ValueError(f"maps must be (n_signs={len(signs)}, h, w), got {maps.shape}")
+    cols = max(1, min(columns, len(signs)))
+    rows = -(-len(signs) // cols)
+    titles = [f"{s} {scores[s]:.2f}" if scores and s in scores else s for s in signs]
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.02, vertical_spacing=0.08
+    )
+    for i, sign in enumerate(signs):
+        photo, heat = _overlay_traces(
+            image, maps[i], sign, max_score, thresholds, labels, opacity, max_side, i == 0
+        )
+        fig.add_trace(photo, row=i // cols + 1, col=i % cols + 1)
+        fig.add_trace(heat, row=i // cols + 1, col=i % cols + 1)
+    _layout(fig, height=260 * rows + 40)
+    for i in range(len(signs)):  # lock each panel's aspect to its own x axis
+        suffix = "" if i == 0 else str(i + 1)
+        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
+    return fig
+
+
+def trend_figure(trend: pd.DataFrame, easi_label: str = "EASI") -> go.Figure:
+    """A patient's visits: one line per sign (0..max, left axis) and EASI (0..72, right axis).
+
+    trend: long table with columns visit_date, series, value, change_pct (as returned by
+    `history.HistoryStore.trend`); hover shows the change from baseline in %.
+    """
+    missing = {"visit_date", "series", "value", "change_pct"} - set(trend.columns)
+    if missing:
+        raise ValueError(f"trend table lacks columns {sorted(missing)}")
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for series, part in trend.groupby("series", sort=False):
+        change = [
+            "baseline" if i == 0 else ("n/a" if pd.isna(c) else f"{c:+.0f}% from baseline")
+            for i, c in enumerate(part["change_pct"])
+        ]
+        is_easi = series == easi_label
+        fig.add_trace(
+            go.Scatter(
+                x=part["visit_date"],
+                y=part["value"],
+                mode="lines+markers",
+                name=series,
+                customdata=change,
+                line=dict(width=3 if is_easi else 2, dash="solid" if is_easi else "dot"),
+                hovertemplate=f"{series}: %{{y:.2f}} (%{{customdata}})<extra></extra>",
+            ),
+            secondary_y=is_easi,
+        )
+    fig.update_yaxes(title_text="sign score (0-3)", rangemode="tozero", secondary_y=False)
+    fig.update_yaxes(title_text="EASI (0-72)", rangemode="tozero", secondary_y=True)
+    fig.update_xaxes(title_text="visit date")
+    fig.update_layout(
+        height=380,
+        margin=dict(l=10, r=10, t=30, b=10),
+        font=dict(family=_FONT, size=13),
+        hovermode="x unified",
+        legend=dict(orientation="h", y=-0.25),
+    )
+    return fig
+
+
+def channel_importance_figure(importance: Mapping[str, float]) -> go.Figure:
+    """Horizontal bars of {channel: weight} (non-negative, summing to 1), largest on top."""
+    if not importance:
+        raise ValueError("channel importance is empty")
+    if any(v < 0 for v in importance.values()):
+        raise ValueError("channel importance must be non-negative")
+    items = sorted(importance.items(), key=lambda kv: kv[1])
+    fig = go.Figure(
+        go.Bar(
+            x=[v for _, v in items],
+            y=[k for k, _ in items],
+            orientation="h",
+            marker_color="#3b6e8f",
+            hovertemplate="%{y}: %{x:.1%}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=60 + 28 * len(items),
+        margin=dict(l=10, r=10, t=30, b=10),
+        font=dict(family=_FONT, size=13),
+        xaxis=dict(tickformat=".0%"),
+        title=dict(text="channel importance", x=0.01),
+    )
+    return fig
+
+
+def overlay_png(
+    image_rgb_uint8: np.ndarray,
+    sign_map: np.ndarray,
+    max_score: float = 3.0,
+    *,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    opacity: float = 0.5,
+    max_side: int = 768,
+) -> Image.Image:
+    """The overlay as a Pillow RGB image (for the PDF; no browser or kaleido needed).
+
+    Same banded colours as the plotly overlay; "none" pixels keep the photo unchanged.
+    """
+    if not 0 <= opacity <= 1:
+        raise ValueError(f"opacity must be between 0 and 1, got {opacity}")
+    labels = [str(i) for i in range(len(thresholds) + 1)]
+    _check_bands(thresholds, labels, max_score)
+    base = downsample(_as_uint8_rgb(image_rgb_uint8), max_side).astype(np.float32)
+    z = _fit_map(sign_map, base.shape[:2])
+    band = np.digitize(z, thresholds)  # 0 = none .. len(thresholds)
+    rgba = np.array(band_colors(len(labels)), dtype=np.float32)
+    color, alpha = rgba[band, :3], rgba[band, 3:] * opacity
+    out = base * (1 - alpha) + color * alpha
+    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))

@@ -1,0 +1,127 @@
+"""Augmentation (albumentations 2.0.8), applied jointly to an image and all its sign masks.
+
+Masks are resized and warped with nearest-neighbour, keep 255 (not annotated) and are padded
+with 255, so padding never counts as "no disease". Intensity changes touch the first three
+(RGB) channels only, so extra channels (polarised, UV, spectral) keep their meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from model.data import IGNORE
+from model.errors import DermsevError
+
+AUGMENT_MODES = ("none", "geometric", "full")
+
+
+def jitter_rgb(img: np.ndarray, brightness: float, contrast: float, saturation: float) -> np.ndarray:
+    """Brightness/contrast/saturation change of the first 3 channels of a float (H, W, C) image.
+
+    brightness, contrast, saturation: multiplicative factors (1 = unchanged).
+    """
+    out = img.copy()
+    if img.shape[2] < 3:
+        out[..., :1] = np.clip(out[..., :1] * brightness, 0, 1)
+        return out
+    rgb = out[..., :3] * brightness
+    mean = rgb.mean()
+    rgb = (rgb - mean) * contrast + mean
+    gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    rgb = (rgb - gray[..., None]) * saturation + gray[..., None]
+    out[..., :3] = np.clip(rgb, 0, 1)
+    return out
+
+
+class RGBJitter(A.ImageOnlyTransform):
+    """Mild colour jitter of the RGB channels only; randomness drawn once in get_params."""
+
+    def __init__(self, brightness: float = 0.1, contrast: float = 0.1, saturation: float = 0.1, p: float = 0.5):
+        super().__init__(p=p)
+        self.brightness, self.contrast, self.saturation = brightness, contrast, saturation
+
+    def get_params(self) -> dict[str, float]:
+        u = self.py_random.uniform
+        return {
+            "brightness": u(1 - self.brightness, 1 + self.brightness),
+            "contrast": u(1 - self.contrast, 1 + self.contrast),
+            "saturation": u(1 - self.saturation, 1 + self.saturation),
+        }
+
+    def apply(self, img: np.ndarray, brightness: float = 1, contrast: float = 1, saturation: float = 1, **_: Any) -> np.ndarray:
+        return jitter_rgb(img, brightness, contrast, saturation)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("brightness", "contrast", "saturation")
+
+
+def _fit(size: int) -> list[A.BasicTransform]:
+    return [
+        A.LongestMaxSize(max_size=size, interpolation=cv2.INTER_AREA, mask_interpolation=cv2.INTER_NEAREST),
+        A.PadIfNeeded(min_height=size, min_width=size, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE),
+    ]
+
+
+def train_transform(size: int, mode: str = "full", seed: int | None = None) -> A.Compose:
+    """Training pipeline at a square working size.
+
+    full: rotation up to 10 degrees, zoom/shift/shear about 0.1 (shear 0.1 rad ~ 5.7 degrees),
+    horizontal flip, mild RGB jitter. geometric: the same without any intensity change.
+    """
+    if mode not in AUGMENT_MODES:
+        raise DermsevError(f"--augment must be one of {list(AUGMENT_MODES)}, got {mode!r}")
+    steps = _fit(size)
+    if mode in ("geometric", "full"):
+        steps += [
+            A.Affine(
+                rotate=(-10, 10),
+                scale=(0.9, 1.1),
+                translate_percent=(-0.1, 0.1),
+                shear=(-5.7, 5.7),
+                interpolation=cv2.INTER_LINEAR,
+                mask_interpolation=cv2.INTER_NEAREST,
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=0,
+                fill_mask=IGNORE,
+                p=0.8,
+            ),
+            A.HorizontalFlip(p=0.5),
+        ]
+    if mode == "full":
+        steps.append(RGBJitter(0.1, 0.1, 0.1, p=0.5))
+    return A.Compose(steps, seed=seed)
+
+
+def eval_transform(size: int) -> A.Compose:
+    """Evaluation: longest side to `size`, kept aspect ratio, pad bottom/right to a multiple of 32."""
+    return A.Compose(
+        [
+            A.LongestMaxSize(max_size=size, interpolation=cv2.INTER_AREA, mask_interpolation=cv2.INTER_NEAREST),
+            A.PadIfNeeded(
+                min_height=None,
+                min_width=None,
+                pad_height_divisor=32,
+                pad_width_divisor=32,
+                position="top_left",
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=0,
+                fill_mask=IGNORE,
+            ),
+        ]
+    )
+
+
+def apply(transform: A.Compose, image: np.ndarray, masks: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Run a pipeline on a float (H, W, C) image and its (H, W) uint8 masks.
+
+    Returns the image, the masks and a `valid` (H, W) bool map (False on padding and on
+    pixels rotated in from outside the photo), all at the output size.
+    """
+    ones = np.zeros(image.shape[:2], np.uint8)  # 0 inside the photo; padding becomes IGNORE
+    out = transform(image=image, masks=[*masks, ones])
+    *out_masks, inside = out["masks"]
+    return out["image"], [np.asarray(m) for m in out_masks], np.asarray(inside) != IGNORE

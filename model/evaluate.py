@@ -1,0 +1,90 @@
+"""`dermsev evaluate`: SPEC's metrics at full resolution through the prediction path.
+
+The same Predictor that serves `dermsev predict` and the dashboard scores every image, so
+what is measured is what users get.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from model.data import load_dataset, read_mask
+from model.errors import DermsevError
+from model.inference import Predictor, load_model
+from model.metrics import METRIC_KEYS, SignAccumulator, mean_over_signs
+from model.splits import assign_splits
+
+
+def evaluate(predictor: Predictor, dataset_dir: str | Path, split: str = "test", seed: int = 0, progress: bool = False) -> tuple[dict, dict]:
+    """Returns (SPEC's JSON dict, confusion matrices {sign: (L, L) list}) for one split."""
+    ds = load_dataset(dataset_dir)
+    if list(ds.spec.signs) != predictor.signs:
+        raise DermsevError(f"{dataset_dir}: dataset signs {list(ds.spec.signs)} differ from the model's {predictor.signs}")
+    if len(ds.spec.channels) != len(predictor.channels):
+        raise DermsevError(f"{dataset_dir}: dataset has {len(ds.spec.channels)} channels, the model expects {len(predictor.channels)}")
+    assign_splits(ds.records, seed=seed)
+    recs = ds.subset(split)
+    if not recs:
+        raise DermsevError(f"{dataset_dir}: no images in split {split!r}")
+    thr = tuple(predictor.thresholds)
+    overall = {s: SignAccumulator(thr) for s in predictor.signs}
+    by_fitz: dict[int, dict[str, SignAccumulator]] = {}
+    it = recs
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(recs, desc="evaluate", leave=False)
+    for rec in it:
+        res = predictor.predict(rec.image, age=rec.age, sex=rec.sex, name=f"id {rec.id}")
+        maps = res.maps.astype(np.float32)
+        groups = [overall]
+        if rec.fitzpatrick is not None:
+            groups.append(by_fitz.setdefault(rec.fitzpatrick, {s: SignAccumulator(thr) for s in predictor.signs}))
+        for k, sign in enumerate(predictor.signs):
+            path = rec.masks.get(sign)
+            mask = read_mask(path, f"id {rec.id} mask_{sign}") if path else None
+            for g in groups:
+                g[sign].add(maps[k], mask, res.scores[sign], rec.scores[sign])
+    per_sign = {s: a.result() for s, a in overall.items()}
+    out = {"n_images": len(recs), "split": split, "per_sign": per_sign, "mean": mean_over_signs(per_sign)}
+    if by_fitz:
+        out["by_fitzpatrick"] = {
+            str(f): {"n_images": sum(1 for r in recs if r.fitzpatrick == f),
+                     **mean_over_signs({s: a.result() for s, a in accs.items()})}
+            for f, accs in sorted(by_fitz.items())
+        }
+    confusion = {s: a.confusion().tolist() for s, a in overall.items()}
+    return out, confusion
+
+
+def format_table(result: dict, confusion: dict, label_names: list[str]) -> str:
+    def f(v):
+        return "    -" if v is None else f"{v:5.3f}"
+
+    head = f"{'sign':18s} " + " ".join(f"{k:>14s}" for k in METRIC_KEYS)
+    lines = [f"{result['n_images']} images ({result['split']} split)", head]
+    for name, m in [*result["per_sign"].items(), ("mean", result["mean"])]:
+        lines.append(f"{name:18s} " + " ".join(f"{f(m[k]):>14s}" for k in METRIC_KEYS))
+    if "by_fitzpatrick" in result:
+        lines += ["", "by Fitzpatrick type (mean over signs)"]
+        for t, m in result["by_fitzpatrick"].items():
+            lines.append(f"{'type ' + t + ' (n=' + str(m['n_images']) + ')':18s} " + " ".join(f"{f(m[k]):>14s}" for k in METRIC_KEYS))
+    short = [n[:8] for n in label_names]
+    for sign, cm in confusion.items():
+        lines += ["", f"{sign}: image labels, rows = truth, columns = predicted",
+                  " " * 10 + " ".join(f"{n:>8s}" for n in short)]
+        lines += [f"{short[i]:>10s}" + " ".join(f"{v:8d}" for v in row) for i, row in enumerate(cm)]
+    return "\n".join(lines)
+
+
+def evaluate_cli(model_dir, dataset: str, split: str, json_out: str | None, seed: int = 0) -> None:
+    predictor = load_model(model_dir)
+    result, confusion = evaluate(predictor, dataset, split, seed=seed, progress=True)
+    print(format_table(result, confusion, predictor.label_names))
+    if json_out:
+        result = {**result, "confusion": confusion, "model": predictor.info["name"]}
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps(result, indent=2) + "\n")

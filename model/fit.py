@@ -1,0 +1,192 @@
+"""The training loop: AdamW, warm-up + cosine, bf16 autocast + channels_last, early stopping.
+
+Loss = masked pixel MAE (where masks exist) + image MAE on MIL-pooled maps (where only
+image-level scores exist, or everywhere with --supervision image).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from model import augment
+from model.losses import image_mae, masked_mae
+from model.metrics import SignAccumulator, mean_over_signs
+from model.network import DermSevNet
+from model.summary import easi_scores
+from model.trainset import CachedExamples, SeverityDataset, eval_batches
+
+
+@dataclass
+class FitResult:
+    net: DermSevNet
+    epochs_run: int = 0
+    best_epoch: int = 0
+    val_metrics: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    images_per_s: float | None = None
+    heldout_metrics: dict = field(default_factory=dict)
+
+
+def autocast(precision: str, device: torch.device):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def compute_loss(net: DermSevNet, batch: dict, supervision: str, image_weight: float, sparsity: float) -> tuple[torch.Tensor, dict]:
+    maps = net(batch["image"], batch["age"], batch["sex"])
+    zero = maps.sum() * 0
+    pix, img = zero, zero
+    if supervision in ("auto", "pixel"):
+        pix, _ = masked_mae(maps, batch["masks"])
+    if supervision in ("auto", "image"):
+        use = torch.ones_like(batch["has_mask"]) if supervision == "image" else ~batch["has_mask"]
+        if use.any():
+            pooled = net.pool(maps, batch["valid"])
+            img, _ = image_mae(pooled, batch["scores"], use)
+    loss = pix + image_weight * img
+    if net.mixing is not None and sparsity > 0:
+        loss = loss + sparsity * net.mixing.entropy()
+    return loss, {"pixel": float(pix.detach()), "image": float(img.detach())}
+
+
+@torch.no_grad()
+def evaluate_indices(net: DermSevNet, cache: CachedExamples, indices: list[int], precision: str, batch_size: int = 8) -> dict:
+    """Metrics at the working size (fast; `dermsev evaluate` measures at full resolution)."""
+    net.eval()
+    spec = cache.spec
+    acc = {s: SignAccumulator(spec.thresholds) for s in spec.signs}
+    device = next(net.parameters()).device
+    for batch in eval_batches(cache, indices, batch_size):
+        with autocast(precision, device):
+            maps = net(batch["image"].to(device).contiguous(memory_format=torch.channels_last),
+                       batch["age"].to(device), batch["sex"].to(device))
+        maps = maps.float().cpu().numpy()
+        valid = batch["valid"].numpy()[:, 0]
+        for b in range(maps.shape[0]):
+            scores = easi_scores(maps[b], valid[b], spec.thresholds[0])
+            for k, sign in enumerate(spec.signs):
+                has = bool(batch["has_mask"][b, k])
+                truth = float(batch["scores"][b, k])
+                acc[sign].add(maps[b, k][valid[b]], batch["masks"][b, k].numpy()[valid[b]] if has else None,
+                              scores[k], None if math.isnan(truth) else truth)
+    per_sign = {s: a.result() for s, a in acc.items()}
+    return {"per_sign": per_sign, "mean": mean_over_signs(per_sign)}
+
+
+def _criterion(metrics: dict) -> float:
+    m = metrics["mean"]
+    v = m["pixel_mae"] if m["pixel_mae"] is not None else m["image_mae"]
+    return float("inf") if v is None else float(v)
+
+
+def fit(
+    net: DermSevNet, cache: CachedExamples, train_idx: list[int], val_idx: list[int], cfg, precision: str,
+    deadline: float | None = None, desc: str = "train", progress: bool = True,
+    on_best: Callable[[DermSevNet, FitResult], None] | None = None,
+    checkpoint: Path | None = None, resume: bool = False, heldout: list[int] | None = None,
+) -> FitResult:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    net.to(device).to(memory_format=torch.channels_last)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    ds = SeverityDataset(cache, train_idx, augment.train_transform(cache.size, cfg.augment, seed=cfg.seed))
+    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+                        drop_last=len(ds) > cfg.batch_size, num_workers=0)
+    steps = max(1, cfg.epochs * len(loader))
+    warm = max(1, int(cfg.warmup_frac * steps))
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    res = FitResult(net=net)
+    best, best_state, bad, first_epoch = math.inf, None, 0, 0
+    ckpt = checkpoint / "checkpoint.pt" if checkpoint else None
+    if resume and ckpt is not None and ckpt.is_file():
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        best, bad, first_epoch, res.history = state["best"], state["bad"], state["epoch"], state["history"]
+        best_state = state["best_state"]
+        res.best_epoch = state["best_epoch"]
+        gen.manual_seed(cfg.seed + first_epoch)
+        tqdm.write(f"{desc}: resuming after epoch {first_epoch}")
+    seen, busy = 0, 0.0
+    for epoch in range(first_epoch, cfg.epochs):
+        net.train()
+        losses = []
+        bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        for batch in bar:
+            t0 = time.perf_counter()
+            batch = {k: v.to(device) for k, v in batch.items()}
+            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+            with autocast(precision, device):
+                loss, parts = compute_loss(net, batch, cfg.supervision, cfg.image_loss_weight, cfg.mixing_sparsity)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            busy += time.perf_counter() - t0
+            seen += batch["image"].shape[0]
+            losses.append(float(loss))
+            bar.set_postfix(loss=f"{np.mean(losses):.3f}")
+            if deadline is not None and time.monotonic() > deadline:
+                break
+        metrics = evaluate_indices(net, cache, val_idx, precision)
+        crit = _criterion(metrics)
+        res.history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else None,
+                            "val": metrics["mean"]})
+        res.epochs_run = epoch + 1
+        res.images_per_s = seen / busy if busy else None
+        improved = crit < best - 1e-4
+        if progress:
+            m = metrics["mean"]
+            tqdm.write(f"{desc} epoch {epoch + 1}: loss {res.history[-1]['train_loss']:.4f} "
+                       f"val pixel_mae {_fmt(m['pixel_mae'])} image_mae {_fmt(m['image_mae'])} "
+                       f"qwk {_fmt(m['qwk'])}{' *' if improved else ''}")
+        if improved:
+            best, bad, res.best_epoch, res.val_metrics = crit, 0, epoch + 1, metrics
+            best_state = copy.deepcopy(net.state_dict())
+            if on_best is not None:
+                on_best(net, res)
+        else:
+            bad += 1
+        stop = bad >= cfg.patience or (deadline is not None and time.monotonic() > deadline)
+        if ckpt is not None:
+            _save_checkpoint(ckpt, {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                                    "best": best, "bad": bad, "epoch": epoch + 1, "history": res.history,
+                                    "best_state": best_state, "best_epoch": res.best_epoch})
+        if stop:
+            break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    if heldout:
+        res.heldout_metrics = evaluate_indices(net, cache, heldout, precision)["mean"]
+    if checkpoint is not None:
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    return res
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"

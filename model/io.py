@@ -1,0 +1,212 @@
+"""Safe image reading: every path, byte string or PIL image becomes an (H, W, C) array.
+
+Broken input (empty, not an image, truncated, a decompression bomb) raises DermsevError with
+a message naming the file; awkward but valid input (16-bit, CMYK, RGBA, grayscale, palette,
+EXIF-rotated, animated) is decoded to something the model can score.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from model.errors import DermsevError
+
+# 12-MP phone photos are normal; 100 MP is generous. Past it we refuse rather than risk memory.
+MAX_PIXELS = 100_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+MIN_SIDE = 32
+
+ImageSource = Union[str, Path, bytes, bytearray, io.BytesIO, Image.Image, np.ndarray]
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def _label(source: ImageSource, name: str | None) -> str:
+    if name:
+        return name
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return "image"
+
+
+def _read_tiff(data: bytes | Path, label: str) -> np.ndarray:
+    import tifffile
+
+    try:
+        arr = tifffile.imread(io.BytesIO(data) if isinstance(data, bytes) else data)
+    except Exception as exc:  # tifffile raises many types for corrupt files
+        raise DermsevError(f"{label}: not a readable TIFF ({exc.__class__.__name__})") from None
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[0] < 16 and arr.shape[-1] > 16:
+        arr = np.moveaxis(arr, 0, -1)  # planar (C, H, W) TIFF
+    return _check_array(arr, label)
+
+
+def _check_array(arr: np.ndarray, label: str) -> np.ndarray:
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise DermsevError(f"{label}: expected an (H, W, C) image, got shape {arr.shape}")
+    h, w = arr.shape[:2]
+    if h * w > MAX_PIXELS:
+        raise DermsevError(f"{label}: {w}x{h} pixels is larger than the {MAX_PIXELS // 10**6} MP limit")
+    if min(h, w) < MIN_SIDE:
+        raise DermsevError(f"{label}: image is too small ({w}x{h}); at least {MIN_SIDE} px per side")
+    if arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    if not (arr.dtype == np.uint8 or arr.dtype == np.uint16 or np.issubdtype(arr.dtype, np.floating)):
+        if np.issubdtype(arr.dtype, np.integer) and arr.min() >= 0 and arr.max() <= 65535:
+            arr = arr.astype(np.uint16)
+        else:
+            raise DermsevError(f"{label}: unsupported pixel type {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise DermsevError(f"{label}: image contains NaN or infinite values")
+    return arr
+
+
+def _pil_to_array(img: Image.Image, label: str) -> np.ndarray:
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)  # the first frame of an animation
+    img = ImageOps.exif_transpose(img) or img
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(img, dtype=np.uint16)[:, :, None]
+    if mode == "I":
+        arr = np.asarray(img, dtype=np.int64)
+        return np.clip(arr, 0, 65535).astype(np.uint16)[:, :, None]
+    if mode == "F":
+        return np.asarray(img, dtype=np.float32)[:, :, None]
+    if mode in ("1", "L"):
+        return np.asarray(img.convert("L"))[:, :, None]
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
+        # Transparent areas become white, as a viewer would show them.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
+def read_image(
+    source: ImageSource, name: str | None = None, draft_size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Decode an image to an (H, W, C) array (uint8, uint16 or float32), EXIF-rotated.
+
+    draft_size: for JPEGs, let the decoder skip detail below this size (Pillow's draft mode,
+    a 2-8x faster decode of large photos); the result is at least that large.
+    """
+    label = _label(source, name)
+    if isinstance(source, np.ndarray):
+        return _check_array(source, label)
+    if isinstance(source, Image.Image):
+        return _check_array(_pil_to_array(source, label), label)
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise DermsevError(f"{label}: file not found")
+        if path.stat().st_size == 0:
+            raise DermsevError(f"{label}: file is empty")
+        data = path.read_bytes()
+    elif isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    elif isinstance(source, io.BytesIO):
+        data = source.getvalue()
+    else:
+        raise DermsevError(f"{label}: cannot read an image from {type(source).__name__}")
+    if not data:
+        raise DermsevError(f"{label}: file is empty")
+    if data[:4] in TIFF_MAGIC:
+        return _read_tiff(data, label)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if draft_size is not None and img.format == "JPEG":
+                img.draft("RGB", draft_size)
+            img.load()
+            arr = _pil_to_array(img, label)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DermsevError(
+            f"{label}: refused, too many pixels (possible decompression bomb; limit {MAX_PIXELS // 10**6} MP)"
+        ) from None
+    except UnidentifiedImageError:
+        raise DermsevError(f"{label}: not an image (or a format that cannot be read)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        msg = str(exc).split("\n")[0]
+        raise DermsevError(f"{label}: corrupt or truncated image ({msg})") from None
+    return _check_array(arr, label)
+
+
+def read_mask(path: Path, label: str) -> np.ndarray:
+    """Read a per-sign mask PNG as (H, W) uint8."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode not in ("L", "P", "1"):
+                raise DermsevError(f"{label}: mask must be a single-channel 8-bit PNG, got mode {img.mode}")
+            return np.asarray(img if img.mode == "L" else img.convert("L"), dtype=np.uint8)
+    except DermsevError:
+        raise
+    except FileNotFoundError:
+        raise DermsevError(f"{label}: mask file not found") from None
+    except Exception as exc:
+        raise DermsevError(f"{label}: unreadable mask ({exc.__class__.__name__})") from None
+
+
+def image_shape(path: Path, label: str) -> tuple[int, int, int]:
+    """(H, W, C) of an image file without decoding its pixels."""
+    if not path.is_file():
+        raise DermsevError(f"{label}: file not found")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic in TIFF_MAGIC:
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                shape = tif.series[0].shape
+        except Exception:
+            raise DermsevError(f"{label}: not a readable TIFF") from None
+        if len(shape) == 2:
+            return shape[0], shape[1], 1
+        if len(shape) == 3 and shape[0] < 16 and shape[-1] > 16:
+            return shape[1], shape[2], shape[0]
+        return shape[0], shape[1], shape[2]
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            bands = len(img.getbands())
+            if img.mode in ("RGBA", "P", "LA", "CMYK", "YCbCr"):
+                bands = 3
+            oriented = img.getexif().get(0x0112, 1)
+    except UnidentifiedImageError:
+        raise DermsevError(f"{label}: not an image") from None
+    except Exception as exc:
+        raise DermsevError(f"{label}: unreadable image ({exc.__class__.__name__})") from None
+    if oriented in (5, 6, 7, 8):
+        h, w = w, h
+    return h, w, bands
+
+
+def to_float(arr: np.ndarray) -> np.ndarray:
+    """(H, W, C) uint8/uint16/float -> float32 on 0..1 (floats are taken as already 0..1)."""
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    return arr.astype(np.float32)
+
+
+def to_uint8_rgb(arr: np.ndarray) -> np.ndarray:
+    """(H, W, C) any dtype -> (H, W, 3) uint8 for display (first three channels, gray repeated)."""
+    if arr.dtype != np.uint8:
+        arr = (np.clip(to_float(arr), 0, 1) * 255 + 0.5).astype(np.uint8)
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif arr.shape[2] == 2:
+        arr = np.concatenate([arr, arr[:, :, :1]], axis=2)
+    return np.ascontiguousarray(arr[:, :, :3])

@@ -1,0 +1,128 @@
+"""The severity network: [channel mixing] -> U-Net encoder -> FiLM(age, sex) -> decoder -> head.
+
+The head regresses one per-pixel severity per sign on 0..max_score (a bounded regression
+trained with MAE, not a per-combination classifier): it can score combinations of signs
+never seen together in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import Tensor, nn
+
+from model.mil import MILPool
+from model.mixing import ChannelMixing
+from model.tabular import TabularFiLM
+
+FILM_MODES = ("none", "deepest", "all")
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Everything needed to rebuild the network; saved in config.json next to the weights."""
+
+    signs: tuple[str, ...] = ("erythema", "papulation", "excoriation", "lichenification")
+    channels: tuple[str, ...] = ("red", "green", "blue")
+    max_score: float = 3.0
+    encoder: str = "resnet18"
+    encoder_depth: int = 5
+    decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 16)
+    film: str = "deepest"
+    mixing: bool = False
+    mixing_channels: int = 3
+    mil_pool: str = "mean"
+    mean: tuple[float, ...] = field(default_factory=tuple)
+    std: tuple[float, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not self.signs:
+            raise ValueError("at least one sign is needed")
+        if not self.channels:
+            raise ValueError("at least one input channel is needed")
+        if self.film not in FILM_MODES:
+            raise ValueError(f"film must be one of {list(FILM_MODES)}, got {self.film!r}")
+        if len(self.decoder_channels) != self.encoder_depth:
+            raise ValueError("decoder_channels needs one entry per encoder stage (encoder_depth)")
+        for name in ("mean", "std"):
+            v = getattr(self, name)
+            if v and len(v) != len(self.channels):
+                raise ValueError(f"{name} needs one value per channel ({len(self.channels)}), got {len(v)}")
+
+    @property
+    def n_signs(self) -> int:
+        return len(self.signs)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NetConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown network settings {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+class DermSevNet(nn.Module):
+    """x: (B, C, H, W) raw input on 0..1 (normalised inside), H and W multiples of 32; age: (B,) years, NaN unknown;
+    sex: (B,) long 0 unknown / 1 F / 2 M. Returns maps (B, S, H, W) on 0..max_score."""
+
+    def __init__(self, cfg: NetConfig):
+        super().__init__()
+        self.cfg = cfg
+        c = len(cfg.channels)
+        self.mixing = ChannelMixing(c, cfg.mixing_channels) if cfg.mixing else None
+        unet = smp.Unet(
+            encoder_name=cfg.encoder,
+            encoder_weights=None,
+            encoder_depth=cfg.encoder_depth,
+            in_channels=cfg.mixing_channels if cfg.mixing else c,
+            classes=cfg.n_signs,
+            decoder_channels=cfg.decoder_channels,
+            activation=None,
+        )
+        self.encoder, self.decoder, self.head = unet.encoder, unet.decoder, unet.segmentation_head
+        feat_ch = list(self.encoder.out_channels)
+        self._film_idx = {"none": [], "deepest": [len(feat_ch) - 1], "all": list(range(1, len(feat_ch)))}[cfg.film]
+        self._film_ch = [feat_ch[i] for i in self._film_idx]
+        self.tabular = TabularFiLM(sum(self._film_ch)) if self._film_idx else None
+        self.pool = MILPool(cfg.n_signs, cfg.max_score, method=cfg.mil_pool)
+        mean = cfg.mean or (0.5,) * c
+        std = cfg.std or (0.25,) * c
+        self.register_buffer("in_mean", torch.tensor(mean, dtype=torch.float32).view(1, c, 1, 1), persistent=False)
+        self.register_buffer("in_std", torch.tensor(std, dtype=torch.float32).view(1, c, 1, 1), persistent=False)
+
+    def normalise(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) on 0..1 -> standardised with the training set's per-channel statistics."""
+        return (x - self.in_mean) / self.in_std
+
+    def forward(self, x: Tensor, age: Tensor | None = None, sex: Tensor | None = None) -> Tensor:
+        b = x.shape[0]
+        x = self.normalise(x)
+        if self.mixing is not None:
+            x = self.mixing(x)
+        features = list(self.encoder(x))
+        if self.tabular is not None:
+            if age is None:
+                age = torch.full((b,), float("nan"), device=x.device)
+            if sex is None:
+                sex = torch.zeros(b, dtype=torch.long, device=x.device)
+            gamma, beta = self.tabular(age, sex)
+            start = 0
+            for i, ch in zip(self._film_idx, self._film_ch):
+                g, bt = gamma[:, start : start + ch], beta[:, start : start + ch]
+                features[i] = features[i] * (1 + g.to(features[i].dtype)) + bt.to(features[i].dtype)
+                start += ch
+        logits = self.head(self.decoder(features))
+        return self.cfg.max_score * torch.sigmoid(logits.float())
+
+    def channel_importance(self) -> Tensor | None:
+        return None if self.mixing is None else self.mixing.importance()
+
+
+def build_network(cfg: NetConfig) -> DermSevNet:
+    return DermSevNet(cfg)

@@ -1,0 +1,141 @@
+"""`dermsev predict`: score images (files or folders), streaming, one row per image.
+
+Decoding runs in a small thread pool ahead of the model (Pillow releases the GIL while it
+decodes), results are written as they come, so memory stays bounded for any number of
+images; a file that cannot be read is reported and skipped, never ending the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from model.errors import DermsevError
+from model.inference import Predictor, load_model
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif"}
+
+
+def expand_inputs(items: list[str]) -> list[Path]:
+    """Files as given; folders expanded to their image files (sorted, recursive)."""
+    paths: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            paths += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+        else:
+            paths.append(p)
+    if not paths:
+        raise DermsevError("no images found in " + ", ".join(items))
+    return paths
+
+
+def _prepared(predictor: Predictor, paths: list[Path], workers: int = 2, ahead: int = 4) -> Iterator[tuple[Path, object]]:
+    """Yield (path, prepared input or DermsevError) in order, decoding up to `ahead` in advance."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = []
+
+        def submit(p: Path):
+            return pool.submit(lambda: _safe_prepare(predictor, p))
+
+        it = iter(paths)
+        for p in it:
+            futures.append((p, submit(p)))
+            if len(futures) >= ahead:
+                break
+        while futures:
+            p, fut = futures.pop(0)
+            nxt = next(it, None)
+            if nxt is not None:
+                futures.append((nxt, submit(nxt)))
+            yield p, fut.result()
+
+
+def _safe_prepare(predictor: Predictor, p: Path):
+    try:
+        return predictor.prepare(p, name=str(p))
+    except DermsevError as exc:
+        return exc
+    except Exception as exc:  # an unexpected decoder failure is still one bad file, not a lost run
+        return DermsevError(f"{p}: cannot read ({exc.__class__.__name__}: {exc})")
+
+
+def _row(path: Path, predictor: Predictor, res) -> dict:
+    row: dict = {"image": str(path), "error": ""}
+    for s in predictor.signs:
+        row[f"score_{s}"] = round(res.scores[s], 4)
+        row[f"label_{s}"] = res.labels[s]
+        row[f"area_{s}"] = round(res.affected_area[s], 4)
+        if res.uncertainty:
+            row[f"low_{s}"], row[f"high_{s}"] = (round(v, 4) for v in res.uncertainty[s])
+    return row
+
+
+def save_map_pngs(res, stem: str, folder: Path, max_score: float) -> None:
+    """One 8-bit PNG per sign: value = severity / max_score * 255, at the image's full size."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, s in enumerate(res.signs):
+        m = np.clip(res.maps[k].astype(np.float32) / max_score * 255 + 0.5, 0, 255).astype(np.uint8)
+        Image.fromarray(m).save(folder / f"{stem}_{s}.png")
+
+
+def predict_cli(model_dir, images: list[str], age=None, sex=None, out: str | None = None, maps: str | None = None,
+                tta: bool = False, backend: str = "auto") -> None:
+    if out and Path(out).suffix.lower() not in (".csv", ".json"):
+        raise DermsevError(f"--out {out}: must end in .csv or .json")
+    if age is not None and not (0 <= age <= 130):
+        raise DermsevError(f"--age {age:g} is out of range (0..130 years)")
+    predictor = load_model(model_dir, backend=backend)
+    paths = expand_inputs(images)
+    fields = ["image", "error"] + [f"{k}_{s}" for s in predictor.signs for k in ("score", "label", "area")]
+    if tta:
+        fields += [f"{k}_{s}" for s in predictor.signs for k in ("low", "high")]
+    rows_json: list[dict] = []
+    fh = open(out, "w", newline="") if out and out.lower().endswith(".csv") else None
+    writer = csv.DictWriter(fh, fieldnames=fields) if fh else None
+    if writer:
+        writer.writeheader()
+    n_bad = 0
+    try:
+        bar = tqdm(total=len(paths), desc="predict", disable=len(paths) < 3, file=sys.stderr)
+        for path, prep in _prepared(predictor, paths):
+            bar.update(1)
+            if isinstance(prep, DermsevError):
+                n_bad += 1
+                print(f"dermsev predict: skipped: {prep}", file=sys.stderr)
+                row = {"image": str(path), "error": str(prep)}
+            else:
+                res = predictor.predict_prepared(prep, age=age, sex=sex, tta=tta)
+                row = _row(path, predictor, res)
+                if maps:
+                    save_map_pngs(res, path.stem, Path(maps), predictor.max_score)
+            if writer:
+                writer.writerow(row)
+                fh.flush()
+            elif out:
+                rows_json.append(row)
+            else:
+                _print_row(row, predictor)
+        bar.close()
+    finally:
+        if fh:
+            fh.close()
+    if out and out.lower().endswith(".json"):
+        Path(out).write_text(json.dumps({"model": predictor.info, "age": age, "sex": sex, "images": rows_json}, indent=2) + "\n")
+    if n_bad == len(paths):
+        raise DermsevError(f"none of the {len(paths)} image(s) could be read")
+
+
+def _print_row(row: dict, predictor: Predictor) -> None:
+    if row.get("error"):
+        return
+    parts = [f"{s} {row[f'score_{s}']:.2f} {row[f'label_{s}']} ({100 * row[f'area_{s}']:.0f}%)" for s in predictor.signs]
+    print(f"{row['image']}: " + "; ".join(parts))

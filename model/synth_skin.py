@@ -1,0 +1,193 @@
+"""Unaffected skin for the synthetic generator: noise, tone, skin lines, pores, hair, background.
+
+Pure numpy + cv2. Maps are float32: (H, W) fields or (H, W, 3) colours on 0..1. Lengths are
+given for a 256 px image and multiplied by `scale = size / 256`, so a dataset looks the same
+at any resolution (a close-up of roughly 3 x 3 cm of skin).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Reflectance (display RGB, 0..1) of unaffected skin per Fitzpatrick type I..VI.
+SKIN_TONES = np.array(
+    [
+        [0.94, 0.78, 0.70],
+        [0.88, 0.69, 0.58],
+        [0.79, 0.58, 0.44],
+        [0.64, 0.45, 0.31],
+        [0.47, 0.31, 0.21],
+        [0.30, 0.20, 0.14],
+    ],
+    np.float32,
+)
+# Optical density per unit of chromophore (Beer-Lambert: colour *= exp(-amount * density)).
+MELANIN = np.array([0.55, 0.80, 1.00], np.float32)  # absorbs blue most: browner
+HAEMOGLOBIN = np.array([0.06, 0.95, 0.70], np.float32)  # absorbs green: redder
+
+FABRICS = np.array(
+    [[0.22, 0.30, 0.46], [0.55, 0.55, 0.57], [0.86, 0.87, 0.89], [0.33, 0.52, 0.48],
+     [0.13, 0.13, 0.14], [0.45, 0.14, 0.17], [0.70, 0.62, 0.50]],
+    np.float32,
+)
+TABLES = np.array([[0.55, 0.38, 0.22], [0.70, 0.55, 0.36], [0.82, 0.80, 0.76], [0.60, 0.62, 0.65]],
+                  np.float32)
+
+
+def noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
+    """Smooth value noise, (H, W) float32 with mean ~0 and std ~1; features about `cell` px."""
+    if cell < 1.5:
+        return rng.standard_normal((h, w), dtype=np.float32)
+    gh, gw = max(2, int(h / cell) + 2), max(2, int(w / cell) + 2)
+    grid = rng.standard_normal((gh, gw), dtype=np.float32)
+    field = cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
+    return field / (field.std() + 1e-6)
+
+
+def fractal(rng: np.random.Generator, h: int, w: int, cell: float, octaves: int = 3,
+            persistence: float = 0.5) -> np.ndarray:
+    """Multi-octave noise, (H, W) float32 normalised to std 1; coarsest features `cell` px."""
+    total = np.zeros((h, w), np.float32)
+    amp = 1.0
+    for i in range(octaves):
+        total += amp * noise(rng, h, w, cell / 2**i)
+        amp *= persistence
+    return total / (total.std() + 1e-6)
+
+
+def grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (yy, xx), each (H, W) float32."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return yy, xx
+
+
+def line_field(rng: np.random.Generator, h: int, w: int, angles: list[float], period: float,
+               halfwidth: float, scale: float) -> np.ndarray:
+    """Criss-cross skin furrows, (H, W) float32 on 0..1 (1 = bottom of a furrow).
+
+    One family of wavy parallel lines per angle (radians), `period` px apart, broken up by
+    a smooth gate so lines fade in and out as on real skin.
+    """
+    yy, xx = grid(h, w)
+    out = np.zeros((h, w), np.float32)
+    # exp((cos(phi) - 1) / (2 w^2)) ~ exp(-phi^2 / (4 w^2)): furrow half-width in phase = 2w.
+    wphase = max(0.08, halfwidth * np.pi / period)
+    for k, theta in enumerate(angles):
+        warp = noise(rng, h, w, 50 * scale) * 2.6 + noise(rng, h, w, 16 * scale) * 0.7
+        phase = (xx * np.cos(theta) + yy * np.sin(theta)) * (2 * np.pi / period)
+        phase += warp + rng.uniform(0, 2 * np.pi)
+        furrow = np.exp((np.cos(phase) - 1.0) / (2 * wphase**2))
+        gate = np.clip(0.45 + 0.6 * noise(rng, h, w, 18 * scale), 0.0, 1.0)
+        weight = 1.0 if k < 2 else 0.45
+        out = np.maximum(out, furrow * gate * weight)
+    return out
+
+
+def pores(rng: np.random.Generator, h: int, w: int, scale: float) -> np.ndarray:
+    """Pore dips, (H, W) float32 on ~0..1 (1 = centre of a pore)."""
+    sigma = 0.8 * scale
+    density = 0.005
+    imp = (rng.random((h, w), dtype=np.float32) < density).astype(np.float32)
+    imp *= rng.uniform(0.4, 1.0, (h, w)).astype(np.float32)
+    if sigma < 0.35:
+        return imp
+    return cv2.GaussianBlur(imp, (0, 0), sigma) * (2 * np.pi * sigma**2)
+
+
+def hair(rng: np.random.Generator, h: int, w: int, count: int, scale: float,
+         direction: float) -> np.ndarray:
+    """Hair strands as an alpha map, (H, W) float32 on 0..1: thin curved strokes.
+
+    Strands share a growth `direction` (radians) with some spread, as on a body site.
+    """
+    canvas = np.zeros((h, w), np.uint8)
+    thick = max(1, int(round(0.9 * scale)))
+    t = np.linspace(0.0, 1.0, 9, dtype=np.float32)[:, None]
+    for _ in range(count):
+        p0 = rng.uniform(-0.1, 1.1, 2) * (w, h)
+        ang = direction + rng.normal(0, 0.35)
+        length = rng.uniform(20, 75) * scale
+        d = np.array([np.cos(ang), np.sin(ang)])
+        normal = np.array([-d[1], d[0]])
+        p2 = p0 + d * length
+        p1 = (p0 + p2) / 2 + normal * rng.normal(0, 0.18) * length  # bend
+        pts = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
+        value = int(rng.uniform(150, 255))
+        cv2.polylines(canvas, [np.round(pts * 16).astype(np.int32)], False, value, thick,
+                      cv2.LINE_AA, shift=4)
+    alpha = canvas.astype(np.float32) / 255.0
+    return alpha * min(1.0, 0.35 + 0.65 * scale)  # sub-pixel hairs at small sizes read fainter
+
+
+def skin_edge(rng: np.random.Generator, h: int, w: int, scale: float) -> np.ndarray:
+    """Signed distance in px to a wavy skin border (> 0 on skin), (H, W) float32."""
+    yy, xx = grid(h, w)
+    theta = rng.uniform(0, 2 * np.pi)
+    size = float(max(h, w))
+    u = ((xx - w / 2) * np.cos(theta) + (yy - h / 2) * np.sin(theta)) / size + 0.5
+    warp = 0.05 * noise(rng, h, w, 70 * scale) + 0.01 * noise(rng, h, w, 15 * scale)
+    return (u + warp - rng.uniform(0.15, 0.38)) * size
+
+
+def background(rng: np.random.Generator, h: int, w: int, scale: float, kind: str) -> np.ndarray:
+    """Out-of-focus clothing fabric or table surface, (H, W, 3) float32.
+
+    Drawn at twice the size and averaged down, so fine weaves do not alias into moire.
+    """
+    h0, w0 = h, w
+    h, w, scale = 2 * h, 2 * w, 2 * scale
+    yy, xx = grid(h, w)
+    theta = rng.uniform(0, np.pi)
+    u = xx * np.cos(theta) + yy * np.sin(theta)
+    v = -xx * np.sin(theta) + yy * np.cos(theta)
+    if kind == "fabric":
+        colour = FABRICS[rng.integers(len(FABRICS))]
+        p = rng.uniform(2.0, 3.5) * scale
+        over = (np.floor(u / p) + np.floor(v / p)) % 2 == 0  # plain weave: over, under
+        weave = np.where(over, np.cos(np.pi * (v % p) / p - np.pi / 2) ** 2,
+                         np.cos(np.pi * (u % p) / p - np.pi / 2) ** 2)
+        fibre = noise(rng, h, w, 1.0) * 0.05 + noise(rng, h, w, 6 * scale) * 0.05
+        folds = 0.18 * noise(rng, h, w, 80 * scale)  # soft folds of the cloth
+        tex = (0.82 + 0.22 * weave + fibre) * (1 + folds)
+    else:
+        colour = TABLES[rng.integers(len(TABLES))]
+        along = noise(rng, h, w, 60 * scale)
+        grain = np.sin(2 * np.pi * (v + 10 * scale * along) / (rng.uniform(6, 14) * scale))
+        amount = 0.06 if colour[0] - colour[2] > 0.2 else 0.015  # wood grain vs laminate
+        tex = (1 + amount * grain + 0.03 * noise(rng, h, w, 1.0)
+               + 0.05 * noise(rng, h, w, 40 * scale))
+    img = colour[None, None, :] * tex[..., None].astype(np.float32)
+    img *= rng.uniform(0.85, 1.1)
+    img = cv2.resize(img.astype(np.float32), (w0, h0), interpolation=cv2.INTER_AREA)
+    return cv2.GaussianBlur(img, (0, 0), 0.7 * scale / 2)
+
+
+def lighting(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, float]:
+    """Uneven illumination (smooth gradient x vignetting x exposure), (H, W) float32,
+    and the light's direction in the image plane (radians, pointing toward the light)."""
+    yy, xx = grid(h, w)
+    phi = rng.uniform(0, 2 * np.pi)
+    x, y = xx / w - 0.5, yy / h - 0.5
+    gradient = 1 + rng.uniform(0.08, 0.45) * (x * np.cos(phi) + y * np.sin(phi)) * 2
+    cx, cy = rng.normal(0, 0.1, 2)
+    r2 = ((x - cx) ** 2 + (y - cy) ** 2) * 2
+    vignette = 1 - rng.uniform(0.08, 0.35) * r2
+    return (gradient * vignette * rng.uniform(0.85, 1.08)).astype(np.float32), float(phi)
+
+
+def shade(height: np.ndarray, phi: float, elevation: float, sheen: np.ndarray | float,
+          shininess: float) -> tuple[np.ndarray, np.ndarray]:
+    """Diffuse factor (1 on flat skin) and specular highlight from a height map in px.
+
+    height: (H, W) float32; phi: light direction in the image plane; elevation: radians.
+    """
+    hy, hx = np.gradient(height)
+    lx, ly, lz = np.cos(phi) * np.cos(elevation), np.sin(phi) * np.cos(elevation), np.sin(elevation)
+    norm = np.sqrt(1 + hx * hx + hy * hy)
+    diffuse = (lz - hx * lx - hy * ly) / (norm * lz)
+    half = np.array([lx, ly, lz + 1.0])
+    half /= np.linalg.norm(half)
+    ndoth = np.clip((-hx * half[0] - hy * half[1] + half[2]) / norm, 0, 1)
+    spec = np.clip(ndoth**shininess - half[2] ** shininess, 0, None) * sheen
+    return np.clip(diffuse, 0.2, 1.6).astype(np.float32), spec.astype(np.float32)

@@ -1,0 +1,99 @@
+"""Training-time data: records decoded once into memory at the working size, then augmented.
+
+Decoding and resizing once (not every epoch) keeps a 2-core CPU busy with the network, not
+with PNG decoding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset as TorchDataset
+
+from model import augment
+from model.data import IGNORE, DatasetSpec, Record, load_example
+from model.tabular import encode_tabular
+
+
+def _resize_longest(img: np.ndarray, masks: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    h, w = img.shape[:2]
+    scale = size / max(h, w)
+    if abs(scale - 1) < 1e-6:
+        return img, masks
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    out = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    if out.ndim == 2:
+        out = out[:, :, None]
+    return out, [cv2.resize(m, (nw, nh), interpolation=cv2.INTER_NEAREST) for m in masks]
+
+
+class CachedExamples:
+    """Every record's image (float16, (h, w, C)) and masks at the working size, in memory."""
+
+    def __init__(self, records: list[Record], spec: DatasetSpec, size: int):
+        self.records, self.spec, self.size = records, spec, size
+        self.images: list[np.ndarray] = []
+        self.masks: list[list[np.ndarray]] = []
+        for rec in records:
+            img, masks = load_example(rec, spec)
+            img, masks = _resize_longest(img, masks, size)
+            self.images.append(img.astype(np.float16))
+            self.masks.append(masks)
+
+    def channel_stats(self) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std over all cached pixels (for input normalisation)."""
+        c = len(self.spec.channels)
+        s, s2, n = np.zeros(c), np.zeros(c), 0
+        for img in self.images:
+            x = img.reshape(-1, c).astype(np.float64)
+            s += x.sum(0)
+            s2 += (x * x).sum(0)
+            n += x.shape[0]
+        mean = s / max(n, 1)
+        std = np.sqrt(np.maximum(s2 / max(n, 1) - mean * mean, 1e-8))
+        return [float(v) for v in mean], [float(max(v, 1e-3)) for v in std]
+
+
+class SeverityDataset(TorchDataset):
+    """Items: image (C, S, S) float32, masks (signs, S, S) uint8 (255 ignore), valid (1, S, S)
+    bool, scores (signs,) float32 NaN unknown, has_mask (signs,) bool, age () float NaN, sex () long."""
+
+    def __init__(self, cache: CachedExamples, indices: list[int], transform):
+        self.cache, self.indices, self.transform = cache, list(indices), transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        j = self.indices[i]
+        rec = self.cache.records[j]
+        img, masks, valid = augment.apply(
+            self.transform, self.cache.images[j].astype(np.float32), self.cache.masks[j]
+        )
+        age, sex = encode_tabular(rec.age, rec.sex)
+        signs = self.cache.spec.signs
+        scores = [rec.scores[s] if rec.scores[s] is not None else math.nan for s in signs]
+        has_mask = [rec.masks.get(s) is not None for s in signs]
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
+            "masks": torch.from_numpy(np.stack(masks)),
+            "valid": torch.from_numpy(valid[None]),
+            "scores": torch.tensor(scores, dtype=torch.float32),
+            "has_mask": torch.tensor(has_mask),
+            "age": torch.tensor(age, dtype=torch.float32),
+            "sex": torch.tensor(sex, dtype=torch.long),
+        }
+
+
+def eval_batches(cache: CachedExamples, indices: list[int], batch_size: int):
+    """Unaugmented batches padded to the working size (square), for validation."""
+    ds = SeverityDataset(cache, indices, augment.train_transform(cache.size, "none"))
+    for start in range(0, len(ds), batch_size):
+        items = [ds[i] for i in range(start, min(start + batch_size, len(ds)))]
+        yield {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+__all__ = ["CachedExamples", "SeverityDataset", "eval_batches", "IGNORE"]

@@ -1,0 +1,113 @@
+"""Fakes shaped like `model.inference` results, so dashboard modules test without a model."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from dashboard.assessment import Assessment, PhotoResult
+from dashboard.easi import compute_easi
+
+SIGNS = ["erythema", "papulation", "excoriation", "lichenification"]
+LABELS = ["none", "mild", "moderate", "severe"]
+THRESHOLDS = [0.5, 1.5, 2.5]
+
+
+def label_of(score: float) -> str:
+    return LABELS[int(np.digitize(score, THRESHOLDS))]
+
+
+@dataclass
+class FakeResult:
+    """The attributes of a `predictor.predict` result, from given per-sign maps."""
+
+    maps: np.ndarray  # (n_signs, H, W) float16 on 0..3
+    image: np.ndarray  # (H, W, 3) uint8
+    signs: list[str] = field(default_factory=lambda: list(SIGNS))
+    uncertainty: dict[str, tuple[float, float]] | None = None
+
+    @property
+    def scores(self) -> dict[str, float]:
+        out = {}
+        for sign, m in zip(self.signs, self.maps.astype(np.float32), strict=True):
+            present = m >= 1
+            out[sign] = float(m[present].mean()) if present.any() else 0.0
+        return out
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {s: label_of(v) for s, v in self.scores.items()}
+
+    @property
+    def affected_area(self) -> dict[str, float]:
+        return {s: float((m >= THRESHOLDS[0]).mean()) for s, m in zip(self.signs, self.maps)}
+
+    def preview(self, max_side: int = 768) -> tuple[np.ndarray, np.ndarray]:
+        step = max(1, -(-max(self.image.shape[:2]) // max_side))
+        return self.image[::step, ::step].copy(), self.maps[:, ::step, ::step].astype(np.float32)
+
+
+def make_result(seed: int = 0, h: int = 48, w: int = 64, tta: bool = False) -> FakeResult:
+    """A skin-coloured photo with a lesion whose severity differs per sign."""
+    rng = np.random.default_rng(seed)
+    image = np.zeros((h, w, 3), np.uint8)
+    image[...] = (224, 172, 150)
+    image = np.clip(image + rng.integers(-10, 10, image.shape), 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    blob = np.exp(-(((yy - h / 2) / (h / 4)) ** 2 + ((xx - w / 2) / (w / 4)) ** 2))
+    maps = np.stack([np.clip(blob * peak, 0, 3) for peak in (3.0, 2.0, 1.2, 0.4)])
+    unc = {s: (0.1 * i, 0.1 * i + 0.4) for i, s in enumerate(SIGNS)} if tta else None
+    return FakeResult(maps=maps.astype(np.float16), image=image, uncertainty=unc)
+
+
+def make_assessment(
+    pseudonym: str = "PT-0001",
+    visit_date: dt.date = dt.date(2026, 3, 14),
+    n_photos: int = 2,
+    with_easi: bool = True,
+    synthetic: bool = True,
+    seed: int = 0,
+) -> Assessment:
+    photos = [
+        PhotoResult.from_prediction(f"photo_{i}.jpg", "trunk", make_result(seed + i, tta=i == 0))
+        for i in range(n_photos)
+    ]
+    easi = None
+    if with_easi:
+        easi = compute_easi(
+            {
+                "trunk": ({"erythema": 2, "papulation": 1.5, "excoriation": 1, "lichenification": 0.5}, 3),
+                "head_neck": ({"erythema": 1, "papulation": 1, "excoriation": 0, "lichenification": 0}, 1),
+            },
+            age=34,
+        )
+    return Assessment(
+        pseudonym=pseudonym,
+        visit_date=visit_date,
+        age=34,
+        sex="F",
+        region="trunk",
+        photos=photos,
+        easi=easi,
+        model={"name": "dermsev-demo", "version": "0.1.0", "synthetic": synthetic,
+               "description": "U-Net resnet18 trained on dermsev synth data"},
+        signs=list(SIGNS),
+    )
+
+
+@pytest.fixture
+def assessment() -> Assessment:
+    return make_assessment()
+
+
+@pytest.fixture(name="make_assessment")
+def _make_assessment_fixture():
+    return make_assessment
+
+
+@pytest.fixture(name="make_result")
+def _make_result_fixture():
+    return make_result
