@@ -118,25 +118,34 @@ def _image_uri(image: np.ndarray, quality: int = 85) -> str:
 
 
 def _overlay_traces(
-    image, sign_map, sign, max_score, thresholds, labels, opacity, max_side, showscale
+    image, sign_map, sign, max_score, thresholds, labels, opacity, max_side, map_side, showscale
 ):
     if not 0 <= opacity <= 1:
         raise ValueError(f"opacity must be between 0 and 1, got {opacity}")
     small = downsample(_as_uint8_rgb(image), max_side)
     h, w = small.shape[:2]
-    z = np.clip(_fit_map(sign_map, (h, w)), 0, max_score)
+    # The map goes on a coarser grid than the photo (the model's own resolution is lower
+    # still), stretched over it: a quarter of the data, the same picture.
+    k = min(1.0, (map_side or max_side) / max(h, w))
+    mh, mw = max(1, round(h * k)), max(1, round(w * k))
+    z = np.clip(_fit_map(sign_map, (mh, mw)), 0, max_score)
+    sy, sx = h / mh, w / mw
     scale, ticks, text = banded_colorscale(thresholds, max_score, labels)
     # The JPEG carries the photo; hover comes from the heatmap only.
     photo = go.Image(source=_image_uri(small), hoverinfo="skip", name="photo")
     heat = go.Heatmap(
         z=z.astype(np.float32),
+        x0=(sx - 1) / 2,
+        dx=sx,
+        y0=(sy - 1) / 2,
+        dy=sy,
         zmin=0,
         zmax=max_score,
         colorscale=scale,
         opacity=opacity,
         showscale=showscale,
         colorbar=dict(title=dict(text="severity"), tickvals=ticks, ticktext=text, thickness=14),
-        hovertemplate=f"{sign}: %{{z:.2f}}<br>x %{{x}}, y %{{y}}<extra></extra>",
+        hovertemplate=f"{sign}: %{{z:.2f}}<extra></extra>",
         name=sign,
     )
     return photo, heat
@@ -165,15 +174,17 @@ def overlay_figure(
     labels: Sequence[str] = DEFAULT_LABELS,
     opacity: float = 0.5,
     max_side: int = 512,
+    map_side: int = 256,
     title: str | None = None,
 ) -> go.Figure:
     """Photo with one sign's severity map on top.
 
-    image: (h, w, 3) uint8 RGB; sign_map: (h', w') on 0..max_score (resized to the image);
-    both downsampled to <= max_side px. Hover gives the pixel's score (2 decimals).
+    image: (h, w, 3) uint8 RGB, shown at <= max_side px; sign_map: (h', w') on
+    0..max_score, box-averaged to <= map_side px and stretched over the photo. Hover gives
+    the score under the pointer (2 decimals).
     """
     photo, heat = _overlay_traces(
-        image, sign_map, sign, max_score, thresholds, labels, opacity, max_side, True
+        image, sign_map, sign, max_score, thresholds, labels, opacity, max_side, map_side, True
     )
     fig = go.Figure([photo, heat])
     fig.update_layout(title=dict(text=title or sign, x=0.01))
@@ -191,6 +202,7 @@ def small_multiples(
     labels: Sequence[str] = DEFAULT_LABELS,
     opacity: float = 0.5,
     max_side: int = 256,
+    map_side: int = 128,
     columns: int = 4,
 ) -> go.Figure:
     """All signs side by side, one panel per sign, sharing one colour bar.
@@ -208,7 +220,16 @@ def small_multiples(
     )
     for i, sign in enumerate(signs):
         photo, heat = _overlay_traces(
-            image, maps[i], sign, max_score, thresholds, labels, opacity, max_side, i == 0
+            image,
+            maps[i],
+            sign,
+            max_score,
+            thresholds,
+            labels,
+            opacity,
+            max_side,
+            map_side,
+            i == 0,
         )
         fig.add_trace(photo, row=i // cols + 1, col=i % cols + 1)
         fig.add_trace(heat, row=i // cols + 1, col=i % cols + 1)
@@ -219,8 +240,10 @@ def small_multiples(
     return fig
 
 
-def trend_figure(trend: pd.DataFrame, easi_label: str = "EASI") -> go.Figure:
-    """A patient's visits: one line per sign (0..max, left axis) and EASI (0..72, right axis).
+def trend_figure(
+    trend: pd.DataFrame, easi_label: str = "EASI", max_score: float = 3.0
+) -> go.Figure:
+    """A patient's visits: one line per sign (0..max_score, left axis) and EASI (right axis).
 
     trend: long table with columns visit_date, series, value, change_pct (as returned by
     `history.HistoryStore.trend`); hover shows the change from baseline in %.
@@ -247,9 +270,14 @@ def trend_figure(trend: pd.DataFrame, easi_label: str = "EASI") -> go.Figure:
             ),
             secondary_y=is_easi,
         )
-    fig.update_yaxes(title_text="sign score (0-3)", rangemode="tozero", secondary_y=False)
-    fig.update_yaxes(title_text="EASI (0-72)", rangemode="tozero", secondary_y=True)
-    fig.update_xaxes(title_text="visit date")
+    easi = trend.loc[trend["series"] == easi_label, "value"]
+    # EASI axis: 0 up to a round number above the highest value (0..72 would flatten it).
+    top = max(5.0, float(np.ceil(easi.max() * 1.2 / 5) * 5)) if len(easi) else 5.0
+    fig.update_yaxes(title_text=f"sign score (0-{max_score:g})", range=[0, max_score * 1.04],
+                     secondary_y=False)  # fmt: skip
+    fig.update_yaxes(title_text="EASI (0-72)", range=[0, min(top, 72.0) * 1.04],
+                     showgrid=False, tickmode="auto", nticks=6, secondary_y=True)  # fmt: skip
+    fig.update_xaxes(title_text="visit date", tickformat="%d %b %Y", type="date")
     fig.update_layout(
         height=380,
         margin=dict(l=10, r=10, t=30, b=10),

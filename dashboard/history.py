@@ -4,7 +4,7 @@ Data folder: `$DERMSEV_DATA` if set, else `~/.dermsev` (outside the source tree,
 data is never next to code that gets committed, copied or cleaned). Inside it:
 `history.sqlite3` and `images/<visit id>/<n>.jpg` (+ `<n>.npz`, the display-size maps).
 
-Schema (see MIGRATIONS; `PRAGMA user_version` holds the applied version):
+Schema (migrations in dashboard/schema.py; `PRAGMA user_version` holds the version):
   patients(id, pseudonym UNIQUE, sex, created_at)          pseudonyms only, never names
   visits(id, patient_id, visit_date, age, region, model_*, created_at, assessment_json)
   photos(id, visit_id, position, name, region, image_path, maps_path)
@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from PIL import Image, ImageOps
 
 from dashboard.assessment import Assessment, PhotoResult, check_pseudonym
 from dashboard.easi import EASI_SIGNS
+from dashboard.schema import migrate
 
 DB_NAME = "history.sqlite3"
 EASI_SERIES = "EASI"
@@ -69,89 +70,6 @@ def clean_image(image: np.ndarray | bytes | Image.Image, max_side: int = 2048) -
     buf = io.BytesIO()
     fresh.save(buf, format="JPEG", quality=90)
     return buf.getvalue()
-
-
-# ---- migrations: append only; each takes a connection inside the open transaction -------
-
-
-def _run(db: sqlite3.Connection, script: str) -> None:
-    # Not executescript(): that commits first, which would break a step's transaction.
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-def _v1_core(db: sqlite3.Connection) -> None:
-    _run(
-        db,
-        """
-        CREATE TABLE patients (
-            id INTEGER PRIMARY KEY, pseudonym TEXT NOT NULL UNIQUE, sex TEXT,
-            created_at TEXT NOT NULL);
-        CREATE TABLE visits (
-            id INTEGER PRIMARY KEY,
-            patient_id INTEGER NOT NULL REFERENCES patients(id) ON DELETE CASCADE,
-            visit_date TEXT NOT NULL, age REAL NOT NULL, region TEXT NOT NULL,
-            model_name TEXT, model_version TEXT, created_at TEXT NOT NULL,
-            assessment_json TEXT NOT NULL);
-        CREATE TABLE photos (
-            id INTEGER PRIMARY KEY,
-            visit_id INTEGER NOT NULL REFERENCES visits(id) ON DELETE CASCADE,
-            position INTEGER NOT NULL, name TEXT NOT NULL, region TEXT NOT NULL,
-            image_path TEXT, maps_path TEXT);
-        CREATE TABLE sign_scores (
-            photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
-            sign TEXT NOT NULL, score REAL NOT NULL, label TEXT NOT NULL,
-            affected_area REAL NOT NULL, uncertainty_low REAL, uncertainty_high REAL,
-            PRIMARY KEY (photo_id, sign));
-        CREATE INDEX visits_by_patient ON visits(patient_id, visit_date);
-    """,
-    )
-
-
-def _v2_easi(db: sqlite3.Connection) -> None:
-    _run(
-        db,
-        """
-        CREATE TABLE easi (
-            visit_id INTEGER PRIMARY KEY REFERENCES visits(id) ON DELETE CASCADE,
-            age_group TEXT NOT NULL, total REAL NOT NULL, band TEXT NOT NULL);
-        CREATE TABLE easi_regions (
-            visit_id INTEGER NOT NULL REFERENCES easi(visit_id) ON DELETE CASCADE,
-            region TEXT NOT NULL, area INTEGER NOT NULL,
-            erythema REAL NOT NULL, papulation REAL NOT NULL, excoriation REAL NOT NULL,
-            lichenification REAL NOT NULL, score REAL NOT NULL,
-            PRIMARY KEY (visit_id, region));
-    """,
-    )
-
-
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_core, _v2_easi]
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def migrate(db: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
-    """Apply the migrations after the file's `user_version`, up to `target`; return it.
-
-    Each step runs in its own transaction with its version bump, so a failed step leaves
-    the file at the previous version. A file from a newer dermsev is refused.
-    """
-    current = db.execute("PRAGMA user_version").fetchone()[0]
-    if current > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"the history database is schema version {current}, newer than this dermsev "
-            f"understands ({SCHEMA_VERSION}); update dermsev"
-        )
-    for version in range(current + 1, target + 1):
-        db.execute("BEGIN")
-        try:
-            MIGRATIONS[version - 1](db)
-            db.execute(f"PRAGMA user_version = {version}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-    return max(current, target)
 
 
 @dataclass(frozen=True)
@@ -307,20 +225,24 @@ class HistoryStore:
         check_pseudonym(pseudonym)
         with self._connect() as db:
             rows = db.execute(
-                """SELECT v.id AS visit_id, v.visit_date, s.sign AS series, AVG(s.score) AS value
+                """SELECT v.id AS visit_id, v.visit_date, s.sign AS series, AVG(s.score) AS value,
+                          MIN(s.rowid) AS k
                    FROM visits v JOIN patients pt ON pt.id = v.patient_id
                    JOIN photos p ON p.visit_id = v.id JOIN sign_scores s ON s.photo_id = p.id
                    WHERE pt.pseudonym = ? GROUP BY v.id, s.sign
                    UNION ALL
-                   SELECT v.id, v.visit_date, ?, e.total
+                   SELECT v.id, v.visit_date, ?, e.total, NULL
                    FROM visits v JOIN patients pt ON pt.id = v.patient_id
                    JOIN easi e ON e.visit_id = v.id WHERE pt.pseudonym = ?""",
                 (pseudonym, EASI_SERIES, pseudonym),
             ).fetchall()
-        df = pd.DataFrame([dict(r) for r in rows],
-                          columns=["visit_id", "visit_date", "series", "value"])  # fmt: skip
+        columns = ["visit_id", "visit_date", "series", "value", "k"]
+        df = pd.DataFrame([tuple(r) for r in rows], columns=columns)
         df["visit_date"] = pd.to_datetime(df["visit_date"])
-        df = df.sort_values(["series", "visit_date", "visit_id"], kind="stable")
+        # Signs in the model's order (the order they were stored in), EASI last.
+        df["k"] = df.groupby("series")["k"].transform("min").astype(float).fillna(np.inf)
+        df = df.sort_values(["k", "series", "visit_date", "visit_id"], kind="stable")
+        df = df.drop(columns="k")
         base = df.groupby("series")["value"].transform("first")
         df["change_pct"] = np.where(
             base > 0, (df["value"] - base) / base.where(base > 0) * 100, np.nan

@@ -60,14 +60,18 @@ class RGBJitter(A.ImageOnlyTransform):
 
 
 def _fit(size: int) -> list[A.BasicTransform]:
+    # NEAREST_EXACT: cv2's INTER_NEAREST samples half a pixel off, shifting masks against the image.
     return [
-        A.LongestMaxSize(max_size=size, interpolation=cv2.INTER_AREA, mask_interpolation=cv2.INTER_NEAREST),
+        A.LongestMaxSize(max_size=size, interpolation=cv2.INTER_AREA, mask_interpolation=cv2.INTER_NEAREST_EXACT),
         A.PadIfNeeded(min_height=size, min_width=size, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=IGNORE),
     ]
 
 
-def train_transform(size: int, mode: str = "full", seed: int | None = None) -> A.Compose:
+def train_transform(size: int, mode: str = "full", seed: int | None = None, crop: int | None = None) -> A.Compose:
     """Training pipeline at a square working size.
+
+    crop: train on random crop x crop patches of the working-size image (the network is fully
+    convolutional, so it learns at the scale it will see, 4x cheaper per step at half size).
 
     full: rotation up to 10 degrees, zoom/shift/shear about 0.1 (shear 0.1 rad ~ 5.7 degrees),
     horizontal flip, mild RGB jitter. geometric: the same without any intensity change.
@@ -91,6 +95,8 @@ def train_transform(size: int, mode: str = "full", seed: int | None = None) -> A
             ),
             A.HorizontalFlip(p=0.5),
         ]
+    if crop is not None and crop < size:
+        steps.append(A.RandomCrop(height=crop, width=crop))
     if mode == "full":
         steps.append(RGBJitter(0.1, 0.1, 0.1, p=0.5))
     return A.Compose(steps, seed=seed)
@@ -100,7 +106,7 @@ def eval_transform(size: int) -> A.Compose:
     """Evaluation: longest side to `size`, kept aspect ratio, pad bottom/right to a multiple of 32."""
     return A.Compose(
         [
-            A.LongestMaxSize(max_size=size, interpolation=cv2.INTER_AREA, mask_interpolation=cv2.INTER_NEAREST),
+            A.LongestMaxSize(max_size=size, interpolation=cv2.INTER_AREA, mask_interpolation=cv2.INTER_NEAREST_EXACT),
             A.PadIfNeeded(
                 min_height=None,
                 min_width=None,

@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("dataset")
     t.add_argument("--out", required=True)
     t.add_argument("--config", help="YAML/JSON file of training settings (flags win)")
-    for flag, typ in [("--epochs", int), ("--max-minutes", float), ("--image-size", int), ("--encoder", str),
+    for flag, typ in [("--epochs", int), ("--max-minutes", float), ("--image-size", int), ("--crop-size", int), ("--encoder", str),
                       ("--batch-size", int), ("--folds", int), ("--seed", int), ("--lr", float)]:
         t.add_argument(flag, type=typ)
     t.add_argument("--supervision", choices=["auto", "pixel", "image"])
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "train":
         from model.train import TrainConfig, train
 
-        names = ["epochs", "max_minutes", "image_size", "encoder", "batch_size", "folds", "seed", "lr",
+        names = ["epochs", "max_minutes", "image_size", "crop_size", "encoder", "batch_size", "folds", "seed", "lr",
                  "supervision", "mil_pool", "augment", "film", "mixing", "precision", "half_weights"]
         overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
         cfg = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig(**overrides)

@@ -109,3 +109,71 @@ def project(sal: Tensor | np.ndarray, percentile: float = 99.0) -> np.ndarray:
     if scale <= 0:
         return np.zeros(m.shape, dtype=np.float32)
     return np.clip(m / scale, 0.0, 1.0).astype(np.float32)
+
+
+def explain_image(
+    predictor: Any,
+    image: Any,
+    age: float | None = None,
+    sex: str | None = None,
+    method: str = "gradient",
+) -> dict:
+    """Per-sign saliency of one image, through the predictor's own preprocessing.
+
+    predictor: a ``model.inference.Predictor`` (uses ``prepare``, ``net``, ``signs``,
+    ``channels``, ``thresholds``; always the torch network in float32, whatever the backend).
+    image: what ``predictor.predict`` accepts. The gradient is taken with respect to the
+    network input on 0..1 (before the network's own normalisation), at the working size,
+    padding removed. The score explained is each sign's soft affected-area mean (threshold =
+    the first label threshold), the differentiable counterpart of the reported score.
+
+    Returns a dict:
+        signs, channels: names; method; size: (h, w) working size;
+        image: (h, w, 3) uint8 RGB at the working size, for overlays;
+        scores: {sign: soft image score}; saliency: {sign: (C, h, w) float32 >= 0};
+        projected: {sign: (h, w) float32 0..1};
+        channel_share: {sign: {channel: share of the saliency mass, summing to 1 (0s if none)}}.
+    """
+    from model.io import to_uint8_rgb
+    from model.tabular import encode_tabular
+
+    if method not in METHODS:
+        raise ValueError(f"unknown saliency method {method!r}; allowed: {', '.join(METHODS)}")
+    if age is not None and not 0 <= float(age) <= 130:
+        raise ValueError(f"age {age} is out of range (0..130 years)")
+    _, x, (h, w) = predictor.prepare(image)
+    a, s = encode_tabular(age, sex)
+    net = predictor.net.eval()
+    age_t, sex_t = torch.full((1,), a), torch.full((1,), s, dtype=torch.long)
+    thr = float(predictor.thresholds[0]) if predictor.thresholds else 0.5
+
+    def forward(t: Tensor) -> Tensor:
+        return net(t, age_t, sex_t).float()
+
+    def pool(maps: Tensor) -> Tensor:
+        return affected_mean(maps[:, :, :h, :w], threshold=thr)
+
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
+    with torch.inference_mode():
+        scores = pool(forward(xt))[0].tolist()
+    channels = list(predictor.channels)
+    out: dict = {
+        "signs": list(predictor.signs),
+        "channels": channels,
+        "method": method,
+        "size": (h, w),
+        "image": to_uint8_rgb(np.ascontiguousarray(x[:, :h, :w].transpose(1, 2, 0))),
+        "scores": {},
+        "saliency": {},
+        "projected": {},
+        "channel_share": {},
+    }
+    for k, sign in enumerate(out["signs"]):
+        sal = saliency(forward, xt, k, pool=pool, method=method)[:, :h, :w].contiguous()
+        mass = sal.sum(dim=(1, 2)).double()
+        share = (mass / mass.sum()).tolist() if mass.sum() > 0 else [0.0] * len(channels)
+        out["scores"][sign] = float(scores[k])
+        out["saliency"][sign] = sal.numpy()
+        out["projected"][sign] = project(sal)
+        out["channel_share"][sign] = dict(zip(channels, share, strict=True))
+    return out

@@ -102,7 +102,7 @@ def fit(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net.to(device).to(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(cfg.seed)
-    ds = SeverityDataset(cache, train_idx, augment.train_transform(cache.size, cfg.augment, seed=cfg.seed))
+    ds = SeverityDataset(cache, train_idx, augment.train_transform(cache.size, cfg.augment, seed=cfg.seed, crop=cfg.crop_size))
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
                         drop_last=len(ds) > cfg.batch_size, num_workers=0)
     steps = max(1, cfg.epochs * len(loader))

@@ -4,11 +4,27 @@
     predictor = load_model()                    # the bundled demo model
     result = predictor.predict("photo.jpg", age=40, sex="F")
     result.scores, result.labels, result.affected_area, result.maps
+
+The pipeline, stage by stage (timings in docs/performance.md, `dermsev bench`):
+decode (JPEG draft mode: a 12-MP photo is decoded at 1/2..1/8 scale, just large enough for
+the working size and the dashboard's preview) -> EXIF orientation -> resize to the working
+size (longest side = config input size) -> pad to a multiple of 32 -> model (backend
+torch-fp32, torch-bf16 or onnx) -> unpad -> summary. Maps go back to the photo's size only
+when asked: `preview()` at display size (the dashboard), `maps` at the original full
+resolution, float16, on first access (exports).
+
+Backends: `auto` (the default) measures each available backend once per machine and model
+and caches the choice (see `model.bench.auto_backend`); DERMSEV_BACKEND overrides it.
 """
 
 from __future__ import annotations
 
+import io
+import itertools
 import math
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,20 +32,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from model.errors import DermsevError
-from model.io import ImageSource, read_image, to_float, to_uint8_rgb
+from model.io import ImageSource, read_image, resize, to_float, to_uint8_rgb
 from model.modeldir import DEMO_DIR, load_network
 from model.summary import affected_fraction, easi_scores, label_for
 from model.tabular import encode_tabular
-from model.train import pick_precision
 
 BACKENDS = ("auto", "torch-fp32", "torch-bf16", "onnx")
+# Longest side of the dashboard's preview: large JPEGs are decoded (draft mode) at least this large.
+PREVIEW_SIDE = 768
+_EXIF_SWAPS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
 def _resize(arr: np.ndarray, w: int, h: int, interp: int) -> np.ndarray:
-    out = cv2.resize(arr, (w, h), interpolation=interp)
-    return out[:, :, None] if out.ndim == 2 else out
+    return resize(arr, w, h, interp)  # any channel count
 
 
 def match_channels(img: np.ndarray, n: int, label: str = "image") -> np.ndarray:
@@ -46,35 +64,90 @@ def match_channels(img: np.ndarray, n: int, label: str = "image") -> np.ndarray:
     raise DermsevError(f"{label}: has {c} channel(s), the model expects {n}")
 
 
+def draft_request(source: ImageSource, target: int) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """For a JPEG file or bytes larger than `target` px: (draft size for Pillow, full (H, W) after EXIF).
+
+    Reads only the header. The draft box keeps the photo's aspect ratio, so Pillow picks the
+    largest reduction (1/2, 1/4, 1/8) whose longest side is still >= target. (None, None)
+    for anything else (other formats, arrays, PIL images, unreadable headers).
+    """
+    if isinstance(source, (str, Path)):
+        opener = lambda: Image.open(source)  # noqa: E731
+    elif isinstance(source, (bytes, bytearray)):
+        opener = lambda: Image.open(io.BytesIO(bytes(source)))  # noqa: E731
+    elif hasattr(source, "getvalue"):
+        opener = lambda: Image.open(io.BytesIO(source.getvalue()))  # noqa: E731
+    else:
+        return None, None
+    try:
+        with opener() as im:
+            if im.format != "JPEG":
+                return None, None
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # read_image reports the problem with a proper message
+        return None, None
+    full = (w, h) if orientation in _EXIF_SWAPS else (h, w)
+    if max(w, h) <= target:
+        return None, full
+    scale = target / max(w, h)
+    return (math.ceil(w * scale), math.ceil(h * scale)), full
+
+
+class Prepared(tuple):
+    """`Predictor.prepare`'s result: unpacks as (image, x, (h, w)); `.full_size` is the photo's (H, W).
+
+    image: (H', W', C) as decoded (a large JPEG at a reduced draft size); x: (C, h32, w32)
+    float32 working tensor; (h, w): its size before padding.
+    """
+
+    def __new__(cls, img: np.ndarray, x: np.ndarray, hw: tuple[int, int], full_size: tuple[int, int] | None = None):
+        t = super().__new__(cls, (img, x, hw))
+        t.full_size = tuple(full_size) if full_size else tuple(img.shape[:2])
+        return t
+
+
 @dataclass
 class Prediction:
-    """One scored image. maps are at the image's full size, computed on first access."""
+    """One scored image. maps are at the photo's full size, computed on first access."""
 
     signs: list[str]
     max_score: float
     thresholds: list[float]
     label_names: list[str]
-    image: np.ndarray  # (H, W, C) as decoded
+    image: np.ndarray  # (H', W', C) as decoded: a large JPEG at a reduced (draft) size, >= PREVIEW_SIDE
     work_maps: np.ndarray  # (S, h, w) float32 at the working size, padding removed
     scores: dict[str, float]
     labels: dict[str, str]
     affected_area: dict[str, float]
     uncertainty: dict[str, tuple[float, float]] | None = None
     extras: dict = field(default_factory=dict)
+    full_size: tuple[int, int] | None = None  # (H, W) of the original photo; None = image's size
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the original photo (after EXIF orientation)."""
+        return tuple(self.full_size) if self.full_size else tuple(self.image.shape[:2])
 
     @cached_property
     def maps(self) -> np.ndarray:
-        """(S, H, W) float16 on 0..max_score at the input image's full resolution."""
-        h, w = self.image.shape[:2]
-        return np.stack([_resize(m, w, h, cv2.INTER_LINEAR)[:, :, 0] for m in self.work_maps]).astype(np.float16)
+        """(S, H, W) float16 on 0..max_score at the photo's full resolution (about 100 MB for 12 MP)."""
+        h, w = self.size
+        out = np.empty((len(self.work_maps), h, w), np.float16)
+        for k, m in enumerate(self.work_maps):  # one float32 plane at a time keeps the peak low
+            plane = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+            torch.from_numpy(out[k]).copy_(torch.from_numpy(plane))  # vectorised f32 -> f16, 4x numpy's speed
+        return out
 
-    def preview(self, max_side: int = 768) -> tuple[np.ndarray, np.ndarray]:
-        """Display-size (h, w, 3) uint8 RGB image and (S, h, w) float32 maps."""
-        h, w = self.image.shape[:2]
+    def preview(self, max_side: int = PREVIEW_SIDE) -> tuple[np.ndarray, np.ndarray]:
+        """Display-size (h, w, 3) uint8 RGB image and (S, h, w) float32 maps (no full-size map is made)."""
+        h, w = self.size
         scale = min(1.0, max_side / max(h, w))
         ph, pw = max(1, round(h * scale)), max(1, round(w * scale))
         rgb = to_uint8_rgb(self.image)
-        rgb = _resize(rgb, pw, ph, cv2.INTER_AREA) if (ph, pw) != (h, w) else rgb
+        if rgb.shape[:2] != (ph, pw):
+            big = rgb.shape[0] > ph or rgb.shape[1] > pw
+            rgb = _resize(rgb, pw, ph, cv2.INTER_AREA if big else cv2.INTER_LINEAR)
         maps = np.stack([_resize(m, pw, ph, cv2.INTER_LINEAR)[:, :, 0] for m in self.work_maps])
         return rgb, maps.astype(np.float32)
 
@@ -86,7 +159,13 @@ class Prediction:
 
 
 class Predictor:
-    """A loaded model: preprocessing, the network forward, and the summary of its maps."""
+    """A loaded model: preprocessing, the network forward, and the summary of its maps.
+
+    backend: torch-fp32 (eager), torch-bf16 (bf16 autocast + channels_last), onnx
+    (onnxruntime on MODEL_DIR/model.onnx, written by `dermsev export`), or auto (default):
+    DERMSEV_BACKEND if set, else the fastest available backend measured once per machine and
+    model and cached (`model.bench.auto_backend`). `backend_report` says why.
+    """
 
     def __init__(self, model_dir: str | Path, backend: str = "auto", threads: int | None = None):
         if backend not in BACKENDS:
@@ -95,6 +174,7 @@ class Predictor:
         self.net, self.config = load_network(self.model_dir)
         if threads:
             torch.set_num_threads(threads)
+        self.threads = threads
         c = self.config
         self.signs: list[str] = list(c["signs"])
         self.max_score: float = float(c["max_score"])
@@ -102,19 +182,41 @@ class Predictor:
         self.label_names: list[str] = list(c["labels"])
         self.channels: list[str] = list(c["channels"])
         self.size: int = int(c["input"]["size"])
+        self.preview_side: int = PREVIEW_SIDE
+        self._onnx = self._onnx_session = None
+        self.backend = "torch-fp32"
+        self.backend_report: dict = {}
         self.backend = self._choose_backend(backend)
-        if self.backend == "torch-bf16":
-            self.net = self.net.to(memory_format=torch.channels_last)
-        self._onnx = None
-        if self.backend == "onnx":
-            from model.export import onnx_session
+        self._use(self.backend)
 
-            self._onnx = onnx_session(self.model_dir)
+    def _use(self, backend: str) -> None:
+        if backend == "onnx":
+            if self._onnx_session is None:
+                from model.export import onnx_session
+
+                self._onnx_session = onnx_session(self.model_dir, threads=self.threads)
+            self._onnx = self._onnx_session
+            self.net = self.net.to(memory_format=torch.contiguous_format)
+        else:
+            self._onnx = None
+            fmt = torch.channels_last if backend == "torch-bf16" else torch.contiguous_format
+            self.net = self.net.to(memory_format=fmt)
+        self.backend = backend
 
     def _choose_backend(self, backend: str) -> str:
         if backend != "auto":
+            self.backend_report = {"rule": "requested"}
             return backend
-        return "torch-bf16" if pick_precision("auto") == "bf16" else "torch-fp32"
+        env = os.environ.get("DERMSEV_BACKEND", "").strip()
+        if env and env != "auto":
+            if env not in BACKENDS:
+                raise DermsevError(f"DERMSEV_BACKEND must be one of {list(BACKENDS)}, got {env!r}")
+            self.backend_report = {"rule": "DERMSEV_BACKEND"}
+            return env
+        from model.bench import auto_backend
+
+        name, self.backend_report = auto_backend(self)
+        return name
 
     @property
     def info(self) -> dict:
@@ -129,21 +231,46 @@ class Predictor:
             "backend": self.backend,
         }
 
-    # -- preprocessing --------------------------------------------------------------------
-    def prepare(self, source: ImageSource, name: str | None = None) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-        """Decode -> (full image (H, W, C), working tensor (C, h32, w32) float32, (h, w) unpadded)."""
-        img = read_image(source, name=name, draft_size=(self.size, self.size))
+    # -- preprocessing, one stage per method (`dermsev bench` times each) -------------------
+    def decode(self, source: ImageSource, name: str | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+        """Decode + EXIF orientation -> ((H', W', C) image, full (H, W)); large JPEGs in draft mode."""
+        draft, full = draft_request(source, max(self.size, self.preview_side))
+        img = read_image(source, name=name, draft_size=draft)
         img = match_channels(img, len(self.channels), name or "image")
-        x = to_float(img)
-        h, w = x.shape[:2]
+        if full is None or draft is None:
+            full = img.shape[:2]
+        return img, (int(full[0]), int(full[1]))
+
+    def to_working(self, img: np.ndarray) -> np.ndarray:
+        """(H, W, C) any dtype -> (h, w, C) float32 on 0..1, longest side = working size.
+
+        Resizes in the image's own dtype first (as training does), then converts the small result.
+        """
+        h, w = img.shape[:2]
         scale = self.size / max(h, w)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         if (nh, nw) != (h, w):
-            x = _resize(x, nw, nh, cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            src = img if img.dtype in (np.uint8, np.uint16, np.float32) else to_float(img)
+            img = _resize(src, nw, nh, cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        return to_float(img)
+
+    @staticmethod
+    def pad(x: np.ndarray) -> np.ndarray:
+        """(h, w, C) -> (C, h32, w32) float32, zero-padded at the bottom and right to multiples of 32."""
+        nh, nw, c = x.shape
         ph, pw = math.ceil(nh / 32) * 32, math.ceil(nw / 32) * 32
-        padded = np.zeros((ph, pw, x.shape[2]), np.float32)
-        padded[:nh, :nw] = x
-        return img, np.ascontiguousarray(padded.transpose(2, 0, 1)), (nh, nw)
+        padded = np.zeros((c, ph, pw), np.float32)
+        padded[:, :nh, :nw] = x.transpose(2, 0, 1)
+        return padded
+
+    def prepare(self, source: ImageSource, name: str | None = None) -> Prepared:
+        """Decode -> (full image (H, W, C), working tensor (C, h32, w32) float32, (h, w) unpadded).
+
+        The result unpacks as that 3-tuple and carries `.full_size`, the photo's original (H, W).
+        """
+        img, full = self.decode(source, name)
+        x = self.to_working(img)
+        return Prepared(img, self.pad(x), x.shape[:2], full)
 
     # -- the model ------------------------------------------------------------------------
     def forward(self, x: np.ndarray, age: float | None = None, sex: str | None = None) -> np.ndarray:
@@ -151,9 +278,10 @@ class Predictor:
         a, s = encode_tabular(age, sex)
         b = x.shape[0]
         if self._onnx is not None:
-            feeds = {"image": x.astype(np.float32), "age": np.full((b,), a, np.float32), "sex": np.full((b,), s, np.int64)}
+            feeds = {"image": np.ascontiguousarray(x, dtype=np.float32), "age": np.full((b,), a, np.float32),
+                     "sex": np.full((b,), s, np.int64)}
             return self._onnx.run(None, feeds)[0]
-        t = torch.from_numpy(x)
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         age_t, sex_t = torch.full((b,), a), torch.full((b,), s, dtype=torch.long)
         with torch.inference_mode():
             if self.backend == "torch-bf16":
@@ -161,21 +289,25 @@ class Predictor:
                     out = self.net(t.contiguous(memory_format=torch.channels_last), age_t, sex_t)
             else:
                 out = self.net(t, age_t, sex_t)
-        return out.float().numpy()
+        return out.float().contiguous().numpy()
 
     def predict(self, image: ImageSource, age: float | None = None, sex: str | None = None,
                 tta: bool = False, name: str | None = None) -> Prediction:
         """Score one image (a path, PIL image, bytes or (H, W, C) array)."""
         return self.predict_prepared(self.prepare(image, name), age, sex, tta)
 
-    def predict_prepared(self, prepared: tuple, age: float | None = None, sex: str | None = None,
-                         tta: bool = False) -> Prediction:
-        """Score the output of `prepare` (lets callers decode in parallel threads)."""
-        img, x, (h, w) = prepared
+    @staticmethod
+    def _check_patient(age: float | None, sex: str | None) -> None:
         if age is not None and not (0 <= float(age) <= 130):
             raise DermsevError(f"age {age} is out of range (0..130 years)")
         if sex not in (None, "F", "M"):
             raise DermsevError(f"sex must be F, M or blank, got {sex!r}")
+
+    def predict_prepared(self, prepared: tuple, age: float | None = None, sex: str | None = None,
+                         tta: bool = False) -> Prediction:
+        """Score the output of `prepare` (lets callers decode in parallel threads)."""
+        img, x, (h, w) = prepared
+        self._check_patient(age, sex)
         batch = x[None]
         if tta:  # original, horizontal flip, vertical flip: the spread shows how stable a score is
             batch = np.concatenate([batch, batch[:, :, :, ::-1], batch[:, :, ::-1, :]])
@@ -183,16 +315,64 @@ class Predictor:
         if tta:
             out = np.stack([out[0], out[1][:, :, ::-1], out[2][:, ::-1, :]])
         work = out[:, :, :h, :w]
-        return self.summarise(img, work.mean(0), work if tta else None)
+        return self.summarise(img, work.mean(0) if tta else work[0], work if tta else None,
+                              full_size=getattr(prepared, "full_size", None))
 
-    def summarise(self, img: np.ndarray, work: np.ndarray, tta_maps: np.ndarray | None = None) -> Prediction:
+    def predict_many(self, images: Iterable[ImageSource], age: float | None = None, sex: str | None = None,
+                     batch_size: int = 8, workers: int = 2, ahead: int | None = None) -> Iterator[Prediction | DermsevError]:
+        """Score many images, in order, streaming: one Prediction (or the DermsevError of an
+        unreadable file) per input. Decoding runs `workers` threads ahead of the model;
+        consecutive images of the same working shape share one batched forward. Memory is
+        bounded by `ahead` (default 2 x batch_size) decoded images."""
+        self._check_patient(age, sex)
+        ahead = max(ahead or 2 * batch_size, batch_size)
+
+        def safe(src):
+            try:
+                return self.prepare(src, name=str(src) if isinstance(src, (str, Path)) else None)
+            except DermsevError as exc:
+                return exc
+            except Exception as exc:  # one bad file, never a lost run
+                return DermsevError(f"{src}: cannot read ({exc.__class__.__name__}: {exc})")
+
+        def run(group: list) -> list[Prediction]:
+            out = self.forward(np.stack([p[1] for p in group]), age, sex)
+            return [self.summarise(p[0], out[i, :, : p[2][0], : p[2][1]], full_size=p.full_size)
+                    for i, p in enumerate(group)]
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            it = iter(images)
+            pending = [pool.submit(safe, src) for src in itertools.islice(it, ahead)]
+            group: list = []
+            while pending:
+                prep = pending.pop(0).result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(pool.submit(safe, nxt))
+                if isinstance(prep, DermsevError):
+                    if group:
+                        yield from run(group)
+                    group = []
+                    yield prep
+                    continue
+                if group and (prep[1].shape != group[0][1].shape or len(group) >= batch_size):
+                    yield from run(group)
+                    group = []
+                group.append(prep)
+            if group:
+                yield from run(group)
+
+    def summarise(self, img: np.ndarray, work: np.ndarray, tta_maps: np.ndarray | None = None,
+                  full_size: tuple[int, int] | None = None) -> Prediction:
         """(S, h, w) working-size maps -> a Prediction with scores, labels and affected area."""
         thr = self.thresholds[0] if self.thresholds else self.max_score / 2
         scores = easi_scores(work, None, thr)
         area = affected_fraction(work, None, thr)
         unc = None
         if tta_maps is not None:
-            each = np.stack([easi_scores(m, None, thr) for m in tta_maps])
+            # The averaged map's score can fall outside the per-view scores (pixels cross the
+            # affected threshold when averaged), so the range is widened to include it.
+            each = np.concatenate([np.stack([easi_scores(m, None, thr) for m in tta_maps]), scores[None]])
             unc = {s: (float(each[:, k].min()), float(each[:, k].max())) for k, s in enumerate(self.signs)}
         return Prediction(
             signs=self.signs, max_score=self.max_score, thresholds=self.thresholds, label_names=self.label_names,
@@ -201,9 +381,13 @@ class Predictor:
             labels={s: label_for(float(scores[k]), self.thresholds, self.label_names) for k, s in enumerate(self.signs)},
             affected_area={s: float(area[k]) for k, s in enumerate(self.signs)},
             uncertainty=unc,
+            full_size=tuple(full_size) if full_size else None,
         )
 
 
 def load_model(model_dir: str | Path | None = None, backend: str = "auto") -> Predictor:
-    """Load MODEL_DIR (default: the bundled demo model) without pickle."""
+    """Load MODEL_DIR (default: the bundled demo model) without pickle.
+
+    backend: auto (default; see Predictor), torch-fp32, torch-bf16 or onnx.
+    """
     return Predictor(DEMO_DIR if model_dir is None else model_dir, backend=backend)

@@ -34,11 +34,32 @@ def _label(source: ImageSource, name: str | None) -> str:
     return "image"
 
 
+def _tiff_hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(H, W, C) of a TIFF series shape: (H, W), (H, W, C) or planar (C, H, W)."""
+    if len(shape) == 2:
+        return shape[0], shape[1], 1
+    if len(shape) == 3 and shape[0] < 16 and shape[-1] > 16:
+        return shape[1], shape[2], shape[0]
+    if len(shape) == 3:
+        return shape[0], shape[1], shape[2]
+    raise ValueError(f"expected an (H, W, C) image, got shape {tuple(shape)}")
+
+
 def _read_tiff(data: bytes | Path, label: str) -> np.ndarray:
     import tifffile
 
     try:
-        arr = tifffile.imread(io.BytesIO(data) if isinstance(data, bytes) else data)
+        with tifffile.TiffFile(io.BytesIO(data) if isinstance(data, bytes) else data) as tif:
+            # Check the declared size before decoding: a TIFF header can claim any size.
+            h, w, _ = _tiff_hwc(tif.series[0].shape)
+            if h * w > MAX_PIXELS:
+                raise DermsevError(
+                    f"{label}: refused, {w}x{h} pixels (possible decompression bomb; "
+                    f"limit {MAX_PIXELS // 10**6} MP)"
+                )
+            arr = tif.asarray()
+    except DermsevError:
+        raise
     except Exception as exc:  # tifffile raises many types for corrupt files
         raise DermsevError(f"{label}: not a readable TIFF ({exc.__class__.__name__})") from None
     arr = np.asarray(arr)
@@ -168,14 +189,9 @@ def image_shape(path: Path, label: str) -> tuple[int, int, int]:
 
         try:
             with tifffile.TiffFile(path) as tif:
-                shape = tif.series[0].shape
+                return _tiff_hwc(tif.series[0].shape)
         except Exception:
             raise DermsevError(f"{label}: not a readable TIFF") from None
-        if len(shape) == 2:
-            return shape[0], shape[1], 1
-        if len(shape) == 3 and shape[0] < 16 and shape[-1] > 16:
-            return shape[1], shape[2], shape[0]
-        return shape[0], shape[1], shape[2]
     try:
         with Image.open(path) as img:
             w, h = img.size
@@ -190,6 +206,20 @@ def image_shape(path: Path, label: str) -> tuple[int, int, int]:
     if oriented in (5, 6, 7, 8):
         h, w = w, h
     return h, w, bands
+
+
+def resize(arr: np.ndarray, w: int, h: int, interp: int) -> np.ndarray:
+    """cv2.resize of an (H, W, C) array with any C -> (h, w, C).
+
+    OpenCV's INTER_AREA handles at most 4 channels, so wider images go 4 channels at a time.
+    """
+    import cv2
+
+    if arr.ndim == 2:
+        return cv2.resize(arr, (w, h), interpolation=interp)[:, :, None]
+    parts = [cv2.resize(np.ascontiguousarray(arr[:, :, i : i + 4]), (w, h), interpolation=interp)
+             for i in range(0, arr.shape[2], 4)]
+    return np.concatenate([q if q.ndim == 3 else q[:, :, None] for q in parts], axis=2)
 
 
 def to_float(arr: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ class NetConfig:
     signs: tuple[str, ...] = ("erythema", "papulation", "excoriation", "lichenification")
     channels: tuple[str, ...] = ("red", "green", "blue")
     max_score: float = 3.0
-    encoder: str = "resnet18"
+    encoder: str = "mobilenet_v2"
     encoder_depth: int = 5
     decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 16)
     film: str = "deepest"

@@ -103,14 +103,15 @@ def predict_cli(model_dir, images: list[str], age=None, sex=None, out: str | Non
     writer = csv.DictWriter(fh, fieldnames=fields) if fh else None
     if writer:
         writer.writeheader()
-    n_bad = 0
+    n_bad, last_error = 0, None
     try:
         bar = tqdm(total=len(paths), desc="predict", disable=len(paths) < 3, file=sys.stderr)
         for path, prep in _prepared(predictor, paths):
             bar.update(1)
             if isinstance(prep, DermsevError):
-                n_bad += 1
-                print(f"dermsev predict: skipped: {prep}", file=sys.stderr)
+                n_bad, last_error = n_bad + 1, prep
+                if len(paths) > 1:  # one image: its error is the run's one-line error
+                    print(f"dermsev predict: skipped: {prep}", file=sys.stderr)
                 row = {"image": str(path), "error": str(prep)}
             else:
                 res = predictor.predict_prepared(prep, age=age, sex=sex, tta=tta)
@@ -130,6 +131,8 @@ def predict_cli(model_dir, images: list[str], age=None, sex=None, out: str | Non
             fh.close()
     if out and out.lower().endswith(".json"):
         Path(out).write_text(json.dumps({"model": predictor.info, "age": age, "sex": sex, "images": rows_json}, indent=2) + "\n")
+    if n_bad == len(paths) == 1:
+        raise last_error
     if n_bad == len(paths):
         raise DermsevError(f"none of the {len(paths)} image(s) could be read")
 

@@ -6,6 +6,7 @@ then builds the picture from those parameters plus noise fields from the same ge
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -101,10 +102,10 @@ def render(rng: np.random.Generator, patient: Patient, params: SampleParams, siz
     lines = sk.line_field(rng, h, w, list(params.line_angles), 10.5 * s, 0.9 * s, s)
     coarse = sk.line_field(rng, h, w, list(params.line_angles[:2]), 19 * s, 1.9 * s, s)
     depth = line_depth(patient.age) * (1 - 0.25 * ip / 3) + 0.12 * il
-    cavity = lines * depth + coarse * 0.4 * il + sk.pores(rng, h, w, s) * 0.7 * (1 - il / 6)
+    cavity = lines * depth + coarse * 0.4 * il + sk.pores(rng, h, w, s) * 0.3 * (1 - il / 6)
     bumps, swelling = sg.papules(rng, ip, s)
     ero, crust = sg.excoriation(rng, masks[2], s)
-    height = (0.2 * sk.fractal(rng, h, w, 4 * s, 2) - cavity + bumps + swelling
+    height = (0.09 * sk.fractal(rng, h, w, 3 * s, 2) - cavity + bumps + swelling
               + 0.45 * (il / 3) * sk.fractal(rng, h, w, 7 * s, 2)
               + crust * (0.8 + 0.2 * sk.noise(rng, h, w, 1.0)))
 
@@ -119,9 +120,9 @@ def render(rng: np.random.Generator, patient: Patient, params: SampleParams, siz
     rgb = base * np.exp(-(mel[..., None] * sk.MELANIN + hb[..., None] * sk.HAEMOGLOBIN))
     grey = rgb.mean(axis=2, keepdims=True)
     rgb += (grey - rgb) * (0.12 * il / 3)[..., None]  # thickened skin looks dull and greyish
-    ero_col = 0.5 * rgb * np.array([1.0, 0.45, 0.45], np.float32) + np.array([0.36, 0.09, 0.08], np.float32)
+    ero_col = 0.5 * rgb * np.array([1.0, 0.55, 0.55], np.float32) + np.array([0.3, 0.1, 0.09], np.float32)
     rgb += (ero_col - rgb) * ero[..., None]
-    crust_col = (np.array([0.62, 0.46, 0.2], np.float32) if rng.random() < 0.15
+    crust_col = (np.array([0.55, 0.42, 0.22], np.float32) if rng.random() < 0.1
                  else np.array([0.33, 0.1, 0.07], np.float32))
     rgb += (crust_col - rgb) * np.clip(1.4 * crust, 0, 1)[..., None]
 
@@ -135,11 +136,11 @@ def render(rng: np.random.Generator, patient: Patient, params: SampleParams, siz
     hair_a = sk.hair(rng, h, w, params.hair_count, s, params.hair_direction)
     if patient.sex == "F":
         hair_a *= 0.6  # finer vellus hair
-    shift = np.float32([[1, 0, -2.0 * s * np.cos(phi)], [0, 1, -2.0 * s * np.sin(phi)]])
+    shift = np.float32([[1, 0, -2.0 * s * math.cos(phi)], [0, 1, -2.0 * s * math.sin(phi)]])
     shadow = cv2.GaussianBlur(cv2.warpAffine(hair_a, shift, (w, h)), (0, 0), max(0.3, 1.2 * s))
-    hair_col = np.array([0.07, 0.05, 0.04]) + patient.hair_shade * np.array([0.5, 0.38, 0.24])
+    hair_col = np.float32([0.07, 0.05, 0.04]) + patient.hair_shade * np.float32([0.5, 0.38, 0.24])
     rgb *= (1 - 0.3 * shadow)[..., None]
-    rgb += (hair_col.astype(np.float32) * (0.8 + 0.4 * diffuse[..., None]) - rgb) * hair_a[..., None]
+    rgb += (hair_col * (0.8 + 0.4 * diffuse[..., None]) - rgb) * hair_a[..., None]
 
     if params.background:
         near = np.exp(-np.clip(dist, 0, None) / (14 * s))  # the limb curves away at its edge
@@ -153,7 +154,7 @@ def render(rng: np.random.Generator, patient: Patient, params: SampleParams, siz
     rgb *= light[..., None] * balance
     if rng.random() < 0.5:
         rgb = cv2.GaussianBlur(rgb, (0, 0), rng.uniform(0.3, 0.7) * max(s, 0.5))
-    rgb += rng.normal(0, 0.008, rgb.shape).astype(np.float32)
+    rgb += 0.008 * rng.standard_normal(rgb.shape, dtype=np.float32)
     rgb8 = np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
     if channels == 3:
         return rgb8, masks

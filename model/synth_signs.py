@@ -98,9 +98,11 @@ def excoriation(rng: np.random.Generator, mask: np.ndarray, scale: float
         spacing = rng.uniform(6, 14) * scale
         lines = rng.integers(1, min(3, sev) + 1)
         for k in range(lines):
-            c = centre + normal * (k - (lines - 1) / 2) * spacing + d * rng.normal(0, 2 * scale)
-            half = d * length / 2 * rng.uniform(0.7, 1.1)
-            bend = normal * rng.normal(0, 0.08) * length
+            c = centre + normal * (k - (lines - 1) / 2) * spacing * rng.uniform(0.7, 1.3)
+            c = c + d * rng.normal(0, 4 * scale)
+            dk = d + normal * rng.normal(0, 0.12)
+            half = dk * length / 2 * rng.uniform(0.6, 1.1)
+            bend = normal * rng.normal(0, 0.12) * length
             pts = _bezier(c - half, c + bend, c + half, 12)
             thick = max(1, int(round((0.3 + 0.4 * sev) * scale)))
             for a, b in zip(pts[:-1], pts[1:]):  # broken, uneven scratch

@@ -7,6 +7,9 @@ at any resolution (a close-up of roughly 3 x 3 cm of skin).
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -40,25 +43,31 @@ def noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
     if cell < 1.5:
         return rng.standard_normal((h, w), dtype=np.float32)
     gh, gw = max(2, int(h / cell) + 2), max(2, int(w / cell) + 2)
-    grid = rng.standard_normal((gh, gw), dtype=np.float32)
-    field = cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
-    return field / (field.std() + 1e-6)
+    lattice = rng.standard_normal((gh, gw), dtype=np.float32)
+    if cell >= 6:  # smooth away the lattice's axis-aligned look at a cheap 4x resolution
+        lattice = cv2.resize(lattice, (4 * gw, 4 * gh), interpolation=cv2.INTER_CUBIC)
+        lattice = cv2.GaussianBlur(lattice, (0, 0), 1.6)
+    lattice *= 1.0 / (float(lattice.std()) + 1e-6)  # normalised on the small grid: cheap
+    return cv2.resize(lattice, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
 def fractal(rng: np.random.Generator, h: int, w: int, cell: float, octaves: int = 3,
             persistence: float = 0.5) -> np.ndarray:
     """Multi-octave noise, (H, W) float32 normalised to std 1; coarsest features `cell` px."""
     total = np.zeros((h, w), np.float32)
-    amp = 1.0
+    amp, power = 1.0, 0.0
     for i in range(octaves):
         total += amp * noise(rng, h, w, cell / 2**i)
+        power += amp * amp
         amp *= persistence
-    return total / (total.std() + 1e-6)
+    return total * (1.0 / math.sqrt(power))  # independent octaves: std ~1
 
 
+@lru_cache(maxsize=4)
 def grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel coordinates (yy, xx), each (H, W) float32."""
+    """Pixel coordinates (yy, xx), each (H, W) float32, read-only (cached)."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy.flags.writeable = xx.flags.writeable = False
     return yy, xx
 
 
@@ -75,9 +84,9 @@ def line_field(rng: np.random.Generator, h: int, w: int, angles: list[float], pe
     wphase = max(0.08, halfwidth * np.pi / period)
     for k, theta in enumerate(angles):
         warp = noise(rng, h, w, 50 * scale) * 2.6 + noise(rng, h, w, 16 * scale) * 0.7
-        phase = (xx * np.cos(theta) + yy * np.sin(theta)) * (2 * np.pi / period)
+        phase = (xx * math.cos(theta) + yy * math.sin(theta)) * (2 * np.pi / period)
         phase += warp + rng.uniform(0, 2 * np.pi)
-        furrow = np.exp((np.cos(phase) - 1.0) / (2 * wphase**2))
+        furrow = np.exp((np.cos(phase) - 1.0) * (1.0 / (2 * wphase**2)))
         gate = np.clip(0.45 + 0.6 * noise(rng, h, w, 18 * scale), 0.0, 1.0)
         weight = 1.0 if k < 2 else 0.45
         out = np.maximum(out, furrow * gate * weight)
@@ -108,7 +117,7 @@ def hair(rng: np.random.Generator, h: int, w: int, count: int, scale: float,
         p0 = rng.uniform(-0.1, 1.1, 2) * (w, h)
         ang = direction + rng.normal(0, 0.35)
         length = rng.uniform(20, 75) * scale
-        d = np.array([np.cos(ang), np.sin(ang)])
+        d = np.array([math.cos(ang), math.sin(ang)])
         normal = np.array([-d[1], d[0]])
         p2 = p0 + d * length
         p1 = (p0 + p2) / 2 + normal * rng.normal(0, 0.18) * length  # bend
@@ -125,7 +134,7 @@ def skin_edge(rng: np.random.Generator, h: int, w: int, scale: float) -> np.ndar
     yy, xx = grid(h, w)
     theta = rng.uniform(0, 2 * np.pi)
     size = float(max(h, w))
-    u = ((xx - w / 2) * np.cos(theta) + (yy - h / 2) * np.sin(theta)) / size + 0.5
+    u = ((xx - w / 2) * math.cos(theta) + (yy - h / 2) * math.sin(theta)) / size + 0.5
     warp = 0.05 * noise(rng, h, w, 70 * scale) + 0.01 * noise(rng, h, w, 15 * scale)
     return (u + warp - rng.uniform(0.15, 0.38)) * size
 
@@ -133,14 +142,15 @@ def skin_edge(rng: np.random.Generator, h: int, w: int, scale: float) -> np.ndar
 def background(rng: np.random.Generator, h: int, w: int, scale: float, kind: str) -> np.ndarray:
     """Out-of-focus clothing fabric or table surface, (H, W, 3) float32.
 
-    Drawn at twice the size and averaged down, so fine weaves do not alias into moire.
+    Fabric is drawn at twice the size and averaged down, so its weave does not alias into moire.
     """
     h0, w0 = h, w
-    h, w, scale = 2 * h, 2 * w, 2 * scale
+    if kind == "fabric":
+        h, w, scale = 2 * h, 2 * w, 2 * scale
     yy, xx = grid(h, w)
     theta = rng.uniform(0, np.pi)
-    u = xx * np.cos(theta) + yy * np.sin(theta)
-    v = -xx * np.sin(theta) + yy * np.cos(theta)
+    u = xx * math.cos(theta) + yy * math.sin(theta)
+    v = -xx * math.sin(theta) + yy * math.cos(theta)
     if kind == "fabric":
         colour = FABRICS[rng.integers(len(FABRICS))]
         p = rng.uniform(2.0, 3.5) * scale
@@ -153,14 +163,16 @@ def background(rng: np.random.Generator, h: int, w: int, scale: float, kind: str
     else:
         colour = TABLES[rng.integers(len(TABLES))]
         along = noise(rng, h, w, 60 * scale)
-        grain = np.sin(2 * np.pi * (v + 10 * scale * along) / (rng.uniform(6, 14) * scale))
-        amount = 0.06 if colour[0] - colour[2] > 0.2 else 0.015  # wood grain vs laminate
+        grain = np.sin(2 * np.pi * (v + 8 * scale * along) / (rng.uniform(4, 9) * scale))
+        amount = 0.045 if colour[0] - colour[2] > 0.2 else 0.015  # wood grain vs laminate
         tex = (1 + amount * grain + 0.03 * noise(rng, h, w, 1.0)
                + 0.05 * noise(rng, h, w, 40 * scale))
     img = colour[None, None, :] * tex[..., None].astype(np.float32)
     img *= rng.uniform(0.85, 1.1)
-    img = cv2.resize(img.astype(np.float32), (w0, h0), interpolation=cv2.INTER_AREA)
-    return cv2.GaussianBlur(img, (0, 0), 0.7 * scale / 2)
+    if (h, w) != (h0, w0):
+        img = cv2.resize(img, (w0, h0), interpolation=cv2.INTER_AREA)
+        scale /= 2
+    return cv2.GaussianBlur(img.astype(np.float32), (0, 0), max(0.3, 0.7 * scale))
 
 
 def lighting(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, float]:
@@ -169,7 +181,7 @@ def lighting(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, floa
     yy, xx = grid(h, w)
     phi = rng.uniform(0, 2 * np.pi)
     x, y = xx / w - 0.5, yy / h - 0.5
-    gradient = 1 + rng.uniform(0.08, 0.45) * (x * np.cos(phi) + y * np.sin(phi)) * 2
+    gradient = 1 + rng.uniform(0.08, 0.45) * (x * math.cos(phi) + y * math.sin(phi)) * 2
     cx, cy = rng.normal(0, 0.1, 2)
     r2 = ((x - cx) ** 2 + (y - cy) ** 2) * 2
     vignette = 1 - rng.uniform(0.08, 0.35) * r2
@@ -183,11 +195,11 @@ def shade(height: np.ndarray, phi: float, elevation: float, sheen: np.ndarray | 
     height: (H, W) float32; phi: light direction in the image plane; elevation: radians.
     """
     hy, hx = np.gradient(height)
-    lx, ly, lz = np.cos(phi) * np.cos(elevation), np.sin(phi) * np.cos(elevation), np.sin(elevation)
+    lx, ly, lz = math.cos(phi) * math.cos(elevation), math.sin(phi) * math.cos(elevation), math.sin(elevation)
     norm = np.sqrt(1 + hx * hx + hy * hy)
     diffuse = (lz - hx * lx - hy * ly) / (norm * lz)
-    half = np.array([lx, ly, lz + 1.0])
-    half /= np.linalg.norm(half)
-    ndoth = np.clip((-hx * half[0] - hy * half[1] + half[2]) / norm, 0, 1)
-    spec = np.clip(ndoth**shininess - half[2] ** shininess, 0, None) * sheen
+    hn = math.sqrt(lx * lx + ly * ly + (lz + 1.0) ** 2)
+    hvx, hvy, hvz = lx / hn, ly / hn, (lz + 1.0) / hn  # half vector (light + view)
+    ndoth = np.clip((hvz - hx * hvx - hy * hvy) / norm, 0, 1)
+    spec = np.clip(ndoth**shininess - hvz**shininess, 0, None) * sheen
     return np.clip(diffuse, 0.2, 1.6).astype(np.float32), spec.astype(np.float32)

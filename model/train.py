@@ -34,7 +34,8 @@ class TrainConfig:
     epochs: int = 30
     max_minutes: float | None = None
     image_size: int = 256
-    encoder: str = "resnet18"
+    crop_size: int | None = None  # train on random crops (pixel supervision only)
+    encoder: str = "mobilenet_v2"
     batch_size: int = 8
     folds: int = 0
     seed: int = 0
@@ -65,6 +66,10 @@ class TrainConfig:
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.image_size >= 32 and self.image_size % 32 == 0, "--image-size must be a multiple of 32, at least 32"),
             (self.folds == 0 or self.folds >= 2, "--folds must be 0 (off) or at least 2"),
+            (self.crop_size is None or (self.crop_size % 32 == 0 and 32 <= self.crop_size <= self.image_size),
+             "--crop-size must be a multiple of 32 between 32 and --image-size"),
+            (self.crop_size is None or self.supervision != "image",
+             "--crop-size needs pixel masks: image-level scores describe the whole image, not a crop"),
             (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be positive"),
         ]
         for ok, msg in checks:
@@ -140,6 +145,8 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
         raise DermsevError(f"{dataset_dir}: no training images after the split")
     if cfg.supervision == "pixel" and not any(p for r in recs for p in r.masks.values()):
         raise DermsevError(f"{dataset_dir}: --supervision pixel needs masks, and the manifest has none")
+    if cfg.crop_size and any(p is None for r in recs for p in r.masks.values()):
+        raise DermsevError("--crop-size needs a mask for every sign of every image (image-level scores describe the whole image)")
     precision = pick_precision(cfg.precision)
     torch.manual_seed(cfg.seed)
     cache = CachedExamples(recs, ds.spec, cfg.image_size)

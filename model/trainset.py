@@ -15,6 +15,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from model import augment
 from model.data import IGNORE, DatasetSpec, Record, load_example
+from model.io import resize
 from model.tabular import encode_tabular
 
 
@@ -24,10 +25,8 @@ def _resize_longest(img: np.ndarray, masks: list[np.ndarray], size: int) -> tupl
     if abs(scale - 1) < 1e-6:
         return img, masks
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    out = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    if out.ndim == 2:
-        out = out[:, :, None]
-    return out, [cv2.resize(m, (nw, nh), interpolation=cv2.INTER_NEAREST) for m in masks]
+    out = resize(img, nw, nh, cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return out, [cv2.resize(m, (nw, nh), interpolation=cv2.INTER_NEAREST_EXACT) for m in masks]
 
 
 class CachedExamples:

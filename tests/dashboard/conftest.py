@@ -43,7 +43,10 @@ class FakeResult:
 
     @property
     def affected_area(self) -> dict[str, float]:
-        return {s: float((m >= THRESHOLDS[0]).mean()) for s, m in zip(self.signs, self.maps)}
+        return {
+            s: float((m >= THRESHOLDS[0]).mean())
+            for s, m in zip(self.signs, self.maps, strict=True)
+        }
 
     def preview(self, max_side: int = 768) -> tuple[np.ndarray, np.ndarray]:
         step = max(1, -(-max(self.image.shape[:2]) // max_side))
@@ -79,8 +82,14 @@ def make_assessment(
     if with_easi:
         easi = compute_easi(
             {
-                "trunk": ({"erythema": 2, "papulation": 1.5, "excoriation": 1, "lichenification": 0.5}, 3),
-                "head_neck": ({"erythema": 1, "papulation": 1, "excoriation": 0, "lichenification": 0}, 1),
+                "trunk": (
+                    {"erythema": 2, "papulation": 1.5, "excoriation": 1, "lichenification": 0.5},
+                    3,
+                ),
+                "head_neck": (
+                    {"erythema": 1, "papulation": 1, "excoriation": 0, "lichenification": 0},
+                    1,
+                ),
             },
             age=34,
         )
@@ -92,8 +101,12 @@ def make_assessment(
         region="trunk",
         photos=photos,
         easi=easi,
-        model={"name": "dermsev-demo", "version": "0.1.0", "synthetic": synthetic,
-               "description": "U-Net resnet18 trained on dermsev synth data"},
+        model={
+            "name": "dermsev-demo",
+            "version": "0.1.0",
+            "synthetic": synthetic,
+            "description": "U-Net resnet18 trained on dermsev synth data",
+        },
         signs=list(SIGNS),
     )
 
@@ -111,3 +124,42 @@ def _make_assessment_fixture():
 @pytest.fixture(name="make_result")
 def _make_result_fixture():
     return make_result
+
+
+class FakePredictor:
+    """Stands in for `model.inference.Predictor`: decodes with Pillow, scores redness."""
+
+    signs = list(SIGNS)
+    max_score = 3.0
+    thresholds = list(THRESHOLDS)
+    label_names = list(LABELS)
+    channels = ["red", "green", "blue"]
+    info = {
+        "name": "fake-demo",
+        "version": "0.0.1",
+        "synthetic": True,
+        "description": "a test double",
+    }
+
+    def predict(self, image, age=None, sex=None, tta=False, name=None):
+        import io
+
+        from PIL import Image, UnidentifiedImageError
+
+        from model.errors import DermsevError
+
+        try:
+            with Image.open(io.BytesIO(image)) as img:
+                rgb = np.asarray(img.convert("RGB"))
+        except (UnidentifiedImageError, OSError):
+            raise DermsevError(f"{name}: not an image (or a format that cannot be read)") from None
+        red = rgb[..., 0].astype(np.float32) - rgb[..., 1:].mean(axis=2)
+        base = np.clip(red / 40, 0, 3)
+        maps = np.stack([np.clip(base * f, 0, 3) for f in (1.0, 0.7, 0.4, 0.1)])
+        unc = {s: (0.1, 0.3) for s in SIGNS} if tta else None
+        return FakeResult(maps=maps.astype(np.float16), image=rgb, uncertainty=unc)
+
+
+@pytest.fixture
+def fake_predictor():
+    return FakePredictor()

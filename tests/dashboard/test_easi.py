@@ -63,9 +63,18 @@ def test_region_score_hand_computed():
 def test_total_hand_computed_adult():
     result = compute_easi(
         {
-            "head_neck": ({"erythema": 1, "papulation": 1, "excoriation": 0, "lichenification": 0}, 1),
-            "trunk": ({"erythema": 2, "papulation": 1.5, "excoriation": 1, "lichenification": 0.5}, 3),
-            "lower_limbs": ({"erythema": 2, "papulation": 2, "excoriation": 2, "lichenification": 2}, 4),
+            "head_neck": (
+                {"erythema": 1, "papulation": 1, "excoriation": 0, "lichenification": 0},
+                1,
+            ),
+            "trunk": (
+                {"erythema": 2, "papulation": 1.5, "excoriation": 1, "lichenification": 0.5},
+                3,
+            ),
+            "lower_limbs": (
+                {"erythema": 2, "papulation": 2, "excoriation": 2, "lichenification": 2},
+                4,
+            ),
         },
         age=34,
     )

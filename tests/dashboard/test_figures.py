@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,10 +68,14 @@ def test_overlay_figure_downsamples_large_inputs():
     big = _photo(1200, 1600)
     sign_map = np.full((1200, 1600), 2.0, np.float32)
     fig = overlay_figure(big, sign_map, "erythema", max_side=512)
-    z = np.asarray(fig.data[1].z)
-    assert z.shape == (384, 512)
+    photo, heat = fig.data
+    with Image.open(io.BytesIO(base64.b64decode(photo.source.split(",")[1]))) as img:
+        assert img.size == (512, 384)
+    z = np.asarray(heat.z)
+    assert z.shape == (192, 256)  # the map on a grid of half the photo's size ...
+    assert (heat.dx, heat.dy, heat.x0, heat.y0) == (2, 2, 0.5, 0.5)  # ... stretched over it
     assert np.allclose(z, 2.0)  # box averaging keeps the score
-    assert len(fig.to_json()) < 1_500_000
+    assert len(fig.to_json()) < 400_000
 
 
 def test_overlay_map_resized_to_image():
@@ -78,12 +85,17 @@ def test_overlay_map_resized_to_image():
 
 def test_small_multiples_panels():
     maps = np.stack([np.full((60, 80), v, np.float32) for v in (0, 1, 2, 3)])
-    fig = small_multiples(_photo(), maps, SIGNS, scores=dict(zip(SIGNS, (0, 1, 2, 3))))
+    fig = small_multiples(_photo(), maps, SIGNS, scores=dict(zip(SIGNS, (0, 1, 2, 3), strict=True)))
     assert len(fig.data) == 8
     heats = [t for t in fig.data if t.type == "heatmap"]
     assert [h.showscale for h in heats] == [True, False, False, False]
     titles = [a.text for a in fig.layout.annotations]
-    assert titles == ["erythema 0.00", "papulation 1.00", "excoriation 2.00", "lichenification 3.00"]
+    assert titles == [
+        "erythema 0.00",
+        "papulation 1.00",
+        "excoriation 2.00",
+        "lichenification 3.00",
+    ]
     assert max(np.asarray(heats[0].z).shape) <= 256
 
 
@@ -139,8 +151,10 @@ def test_downsample_keeps_small():
     "call, message",
     [
         (lambda: overlay_figure(_photo(), np.zeros((60, 80)), "e", opacity=1.5), "opacity"),
-        (lambda: overlay_figure(_photo(), np.zeros((60, 80)), "e", thresholds=[0.5, 1.5]),
-         "one label per band"),  # fmt: skip
+        (
+            lambda: overlay_figure(_photo(), np.zeros((60, 80)), "e", thresholds=[0.5, 1.5]),
+            "one label per band",
+        ),  # fmt: skip
         (lambda: banded_colorscale([2.5, 1.5, 0.5], 3, ["a", "b", "c", "d"]), "increase"),
         (lambda: banded_colorscale([0.5], 0, ["a", "b"]), "positive"),
         (lambda: overlay_figure(_photo().astype(np.float32), np.zeros((60, 80)), "e"), "uint8"),

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from model.explain import project, saliency
+from model.explain import explain_image, project, saliency
 from model.mil import MILPool
 
 torch.set_num_threads(1)
@@ -148,3 +148,52 @@ def test_project() -> None:
     assert not project(np.zeros((2, 3, 3))).any()
     with pytest.raises(ValueError):
         project(np.zeros((1, 2, 3, 3)))
+
+
+class _FakeNet(nn.Module):
+    """(x, age, sex) -> (B, 2, H, W) maps on 0..3; sign 0 reads channel 0, sign 1 channel 2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[0, 0] = 4.0
+            self.conv.weight[1, 2] = 4.0
+            self.conv.bias.fill_(-2.0)
+
+    def forward(self, x, age=None, sex=None):
+        assert age is not None and sex is not None
+        return 3 * torch.sigmoid(torch.relu(self.conv(x)))
+
+
+class _FakePredictor:
+    """Duck-typed model.inference.Predictor: an 20x24 image padded to 32x32."""
+
+    signs = ["erythema", "papulation"]
+    channels = ["red", "green", "blue"]
+    thresholds = [0.5, 1.5, 2.5]
+
+    def __init__(self) -> None:
+        self.net = _FakeNet()
+
+    def prepare(self, image):
+        x = np.zeros((3, 32, 32), np.float32)
+        x[:, :20, :24] = np.asarray(image, np.float32).transpose(2, 0, 1)
+        return image, x, (20, 24)
+
+
+@pytest.mark.parametrize("method", ["gradient", "jacobian"])
+def test_explain_image_with_a_predictor(method: str) -> None:
+    img = np.random.default_rng(0).random((20, 24, 3)).astype(np.float32)
+    out = explain_image(_FakePredictor(), img, age=40, sex="F", method=method)
+    assert out["size"] == (20, 24) and out["image"].shape == (20, 24, 3)
+    for sign, channel in (("erythema", "red"), ("papulation", "blue")):
+        assert out["saliency"][sign].shape == (3, 20, 24)
+        assert out["projected"][sign].shape == (20, 24)
+        share = out["channel_share"][sign]
+        assert sum(share.values()) == pytest.approx(1.0)
+        assert share[channel] == pytest.approx(1.0)
+        assert 0 <= out["scores"][sign] <= 3
+    with pytest.raises(ValueError):
+        explain_image(_FakePredictor(), img, sex="X")

@@ -1,0 +1,30 @@
+# dermsev dashboard: docker build -t dermsev . && docker run -p 8501:8501 dermsev
+FROM python:3.11-slim
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HF_HUB_OFFLINE=1 \
+    NO_ALBUMENTATIONS_UPDATE=1 \
+    DERMSEV_DATA=/data
+
+RUN apt-get update && apt-get install -y --no-install-recommends curl libgl1 libglib2.0-0 \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+# The project pins torch 2.14.1 / torchvision 0.29.1. Pass --build-arg TORCH_INDEX=<a CPU-only
+# wheel index> to get CPU wheels (a much smaller image); by default pip's index is used.
+ARG TORCH_INDEX=""
+RUN pip install torch==2.14.1 torchvision==0.29.1 ${TORCH_INDEX:+--index-url "$TORCH_INDEX"}
+COPY pyproject.toml README.md ./
+COPY model ./model
+COPY dashboard ./dashboard
+COPY .streamlit ./.streamlit
+RUN pip install .
+
+RUN useradd --create-home dermsev && mkdir -p /data && chown dermsev /data
+USER dermsev
+VOLUME ["/data"]
+EXPOSE 8501
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD curl --fail http://localhost:8501/_stcore/health || exit 1
+CMD ["streamlit", "run", "dashboard/app.py", "--server.address=0.0.0.0", "--server.port=8501"]

@@ -1,0 +1,135 @@
+"""Weak supervision: each MIL pooling trained from image-level scores alone, against a
+pixel-supervised ceiling, all evaluated on a held-out synthetic test set that has masks.
+
+    .venv/bin/python bench/bench_mil.py [--n 320] [--n-test 60] [--size 128] [--epochs 6]
+        [--work /tmp/dermsev_bench_mil] [--append-doc docs/mil.md]
+
+Data: `dermsev synth --image-level-only` (seed --seed) for the weakly supervised runs; the
+same generator and seed with masks for the ceiling (the very same images, so the only
+difference is the supervision); a test set with masks from another seed (--seed + 1000).
+Every model has the same budget (epochs, image size, encoder mobilenet_v2, batch size,
+seed); training holds out 15% of its data for early stopping (no test split: the test set
+is separate). Metrics are `model.evaluate.evaluate` on the whole test set (SPEC's JSON,
+mean over signs): image MAE, QWK, affected Dice, pixel MAE.
+
+Prints a markdown table; with --append-doc, appends it with the command, the settings and
+the measured times to that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from model.evaluate import evaluate  # noqa: E402
+from model.inference import load_model  # noqa: E402
+from model.mil import METHODS  # noqa: E402
+from model.synth import generate  # noqa: E402
+from model.train import TrainConfig, train  # noqa: E402
+
+KEYS = ("image_mae", "qwk", "affected_dice", "pixel_mae")
+
+
+def _dataset(path: Path, **kwargs) -> Path:
+    if (path / "manifest.csv").is_file():
+        return path
+    return generate(path, **kwargs)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def run(a: argparse.Namespace) -> list[dict]:
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    weak = _dataset(work / "weak", n=a.n, size=a.size, seed=a.seed, image_level_only=True)
+    full = _dataset(work / "masked", n=a.n, size=a.size, seed=a.seed, image_level_only=False)
+    test = _dataset(work / "test", n=a.n_test, size=a.size, seed=a.seed + 1000, image_level_only=False)
+    print(f"data ready in {time.monotonic() - t0:.0f} s", flush=True)
+    runs = [(f"image, {p}", weak, "image", p) for p in a.pools] + [("pixel (ceiling)", full, "pixel", "mean")]
+    rows = []
+    for name, data, supervision, pool in runs:
+        cfg = TrainConfig(epochs=a.epochs, image_size=a.size, encoder="mobilenet_v2", batch_size=a.batch_size,
+                          seed=a.seed, supervision=supervision, mil_pool=pool, augment="geometric",
+                          patience=a.epochs, test_frac=0.0, max_minutes=a.max_minutes)
+        out = work / "models" / f"{supervision}-{pool}"
+        t1 = time.monotonic()
+        summary = train(data, out, cfg, progress=False)
+        minutes = (time.monotonic() - t1) / 60
+        result, _ = evaluate(load_model(out), test, split="all")
+        m = result["mean"]
+        row = {"model": name, "supervision": supervision, "mil_pool": pool, "epochs_run": summary["epochs_run"],
+               "best_epoch": summary["best_epoch"], "train_minutes": round(minutes, 2),
+               **{k: m.get(k) for k in KEYS}, "per_sign": result["per_sign"]}
+        rows.append(row)
+        print(f"{name}: " + " ".join(f"{k} {_fmt(row[k])}" for k in KEYS)
+              + f" ({row['epochs_run']} epochs, best {row['best_epoch']}, {minutes:.1f} min)", flush=True)
+    (work / "results.json").write_text(json.dumps(rows, indent=1))
+    print(f"total {(time.monotonic() - t0) / 60:.1f} min", flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model (supervision, pooling) | image MAE | QWK | affected Dice | pixel MAE | epochs (best) | train min |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {_fmt(r['image_mae'])} | {_fmt(r['qwk'])} | {_fmt(r['affected_dice'])} "
+                     f"| {_fmt(r['pixel_mae'])} | {r['epochs_run']} ({r['best_epoch']}) | {r['train_minutes']:.1f} |")
+    return "\n".join(lines)
+
+
+def sign_table(rows: list[dict]) -> str:
+    signs = list(rows[0]["per_sign"])
+    lines = ["| model | " + " | ".join(signs) + " |", "|---|" + "---|" * len(signs)]
+    for r in rows:
+        cells = [f"{_fmt(r['per_sign'][s]['image_mae'])} / {_fmt(r['per_sign'][s]['affected_dice'])}" for s in signs]
+        lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=320, help="training images (before the 15%% validation hold-out)")
+    ap.add_argument("--n-test", type=int, default=60)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pools", nargs="*", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--max-minutes", type=float, default=None, help="safety cap per model (default none)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--work", default="/tmp/dermsev_bench_mil")
+    ap.add_argument("--append-doc", help="append the table to this markdown file")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    rows = run(a)
+    tab, per_sign = table(rows), sign_table(rows)
+    print()
+    print(tab)
+    print()
+    print(per_sign)
+    if a.append_doc:
+        cmd = "python " + " ".join(shlex.quote(x) for x in [os.path.relpath(__file__), *sys.argv[1:]])
+        text = (f"\n\n<!-- bench_mil results ({time.strftime('%Y-%m-%d')}) -->\n`{cmd}`\n\n{tab}\n\n"
+                f"Per sign, image MAE / affected Dice:\n\n{per_sign}\n")
+        with open(a.append_doc, "a", encoding="utf-8") as f:
+            f.write(text)
+        print(f"appended to {a.append_doc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""The dermatologist's page: widgets and session state only; the logic lives in dashboard/*.
+
+Run with `make run` (or `streamlit run dashboard/app.py`). The model is loaded once per
+process (st.cache_resource); each patient's results live only in this browser session's
+st.session_state and in the history store when the clinician saves them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import sqlite3
+
+import streamlit as st
+
+from dashboard import figures, report, scoring
+from dashboard.assessment import DISCLAIMER, check_age, check_pseudonym, check_sex
+from dashboard.easi import EASI_SIGNS, REGION_LABELS, REGIONS, compute_easi, easi_sign
+from dashboard.history import HistoryStore
+from dashboard.view_history import TABLE_COLUMNS, history_view
+
+SEX_LABELS = {"unknown": "unknown", "F": "female", "M": "male"}
+PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png"}}
+
+
+@st.cache_resource(show_spinner="Loading the model...")
+def get_predictor(model_dir: str):
+    """The one shared, read-only resource: a loaded model ("" = the bundled demo)."""
+    from model.inference import load_model
+
+    return load_model(model_dir or None)
+
+
+def sidebar():
+    with st.sidebar:
+        st.header("Model")
+        choices = scoring.model_choices()
+        model_dir = st.selectbox(
+            "Model directory", choices, index=len(choices) - 1, key="model_dir_choice",
+            format_func=lambda d: d or "bundled demo model",
+            help="DERMSEV_MODEL, when set, is offered and chosen by default.",
+        )  # fmt: skip
+        custom = st.text_input("Other model directory", key="model_dir",
+                               placeholder="/path/to/MODEL_DIR").strip()  # fmt: skip
+        try:
+            predictor = get_predictor(custom or model_dir)
+        except Exception as exc:  # any broken model directory: say so, keep the page
+            st.error(f"Could not load the model from {custom or model_dir or 'the demo'}: {exc}")
+            st.stop()
+        info = predictor.info
+        st.caption(f"**{info['name']}** {info['version']}  \n{info['description']}")
+        st.caption("Signs: " + ", ".join(predictor.signs))
+        store = HistoryStore()
+        st.header("Patient history")
+        st.caption(f"Stored in `{store.folder}` (set DERMSEV_DATA to change).")
+    return predictor, store
+
+
+def patient_form(predictor):
+    with st.form("patient"):
+        c = st.columns([2, 1.3, 1.2, 1.3, 1.5])
+        c[0].text_input("Patient pseudonym", key="pseudonym", placeholder="e.g. PT-0042",
+                        help="A study or clinic code. Never the patient's name.")  # fmt: skip
+        c[1].number_input("Age (years)", key="age", value=None, step=1.0, format="%g")
+        c[2].selectbox("Sex", list(SEX_LABELS), key="sex", format_func=SEX_LABELS.get)
+        c[3].date_input("Visit date", key="visit_date", value=dt.date.today())
+        c[4].selectbox("Body region", REGIONS, key="region", format_func=REGION_LABELS.get)
+        st.file_uploader("Photos (JPEG, PNG, TIFF)", type=list(scoring.UPLOAD_TYPES),
+                         accept_multiple_files=True, key="uploads")  # fmt: skip
+        st.checkbox("Uncertainty band (test-time augmentation)", value=True, key="tta")
+        if st.form_submit_button("Score photos", type="primary", key="score"):
+            score_batch(predictor)
+
+
+def score_batch(predictor):
+    s = st.session_state
+    problems = []
+    for check, value in ((check_pseudonym, s.pseudonym), (check_age, s.age)):
+        try:
+            check(value)
+        except ValueError as exc:
+            msg = str(exc)
+            problems.append(msg[:1].upper() + msg[1:])
+    if not s.uploads:
+        problems.append("Upload at least one photo.")
+    for msg in problems:
+        st.error(msg)
+    if problems:
+        return
+    bar = st.progress(0.0, text="Scoring...")
+    batch = scoring.score_files(
+        predictor, [(f.name, f.getvalue()) for f in s.uploads], age=s.age, sex=check_sex(s.sex),
+        region=s.region, tta=s.tta,
+        on_progress=lambda i, n, name: bar.progress(i / n, text=f"Scoring {name} ({i + 1}/{n})"),
+    )  # fmt: skip
+    bar.empty()
+    s.upload_errors = batch.errors
+    s.batch = s.get("batch", 0) + 1  # fresh keys for the new photos' widgets
+    s.saved_visit = None
+    s.assessment = None
+    if batch.photos:
+        s.assessment = scoring.new_assessment(
+            predictor, batch, pseudonym=s.pseudonym.strip(), visit_date=s.visit_date,
+            age=s.age, sex=check_sex(s.sex), region=s.region,
+        )  # fmt: skip
+        prefill_easi()
+
+
+def prefill_easi():
+    """Reset the EASI widgets to the intensities suggested by each region's photos."""
+    a = st.session_state.assessment
+    for region, values in scoring.easi_prefill(a.photos).items():
+        for sign, value in values.items():
+            st.session_state[f"easi:{region}:{sign}"] = value
+        st.session_state.setdefault(f"easi_area:{region}", 0)
+
+
+def photo_panel(a, i, photo):
+    st.subheader(photo.name)
+    c, k = st.columns([1.2, 1, 1]), f"{st.session_state.get('batch', 0)}_{i}"
+    sign = c[0].selectbox("Sign", a.signs, key=f"sign_{k}")
+    opacity = c[1].slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=f"opacity_{k}")
+    photo.region = c[2].selectbox("Body region", REGIONS, key=f"region_{k}",
+                                  index=REGIONS.index(photo.region),
+                                  format_func=REGION_LABELS.get)  # fmt: skip
+    left, right = st.columns([1.5, 1])
+    fig = figures.overlay_figure(
+        photo.image, photo.maps[a.signs.index(sign)], sign, max_score=a.max_score,
+        thresholds=a.thresholds, labels=a.label_names, opacity=opacity,
+        title=f"{sign}: {photo.scores[sign]:.2f} ({photo.labels[sign]})",
+    )  # fmt: skip
+    left.plotly_chart(fig, key=f"overlay_{i}", config=PLOTLY_CONFIG)
+    right.dataframe(scoring.score_table(photo, a.signs), hide_index=True,
+                    column_config=TABLE_COLUMNS)  # fmt: skip
+    right.caption("Score: average severity over the affected skin, 0-3. Uncertainty: lowest "
+                  "and highest score under flips (test-time augmentation).")  # fmt: skip
+    small = figures.small_multiples(
+        photo.image, photo.maps, a.signs, scores=photo.scores, max_score=a.max_score,
+        thresholds=a.thresholds, labels=a.label_names, opacity=opacity,
+    )  # fmt: skip
+    st.plotly_chart(small, key=f"multiples_{i}", config=PLOTLY_CONFIG)
+
+
+def easi_helper(a):
+    st.subheader("EASI helper")
+    if not any(easi_sign(s) for s in a.signs):
+        st.info("This model's signs are not the EASI signs: enter the intensities yourself.")
+    st.caption("Intensities (0-3) start from each region's photos (mean score, nearest half "
+               "point) and are yours to edit; enter each region's area score.")  # fmt: skip
+    st.button("Re-fill intensities from the photos", on_click=prefill_easi)
+    for region in REGIONS:
+        c = st.columns([1.3, 1, 1, 1, 1, 1.4])
+        c[0].markdown(f"**{REGION_LABELS[region]}**")
+        for col, sign in zip(c[1:5], EASI_SIGNS, strict=True):
+            col.number_input(sign, 0.0, 3.0, step=0.5, key=f"easi:{region}:{sign}")
+        c[5].selectbox("area score", range(7), key=f"easi_area:{region}",
+                       format_func=scoring.area_label)  # fmt: skip
+    s = st.session_state
+    values = {f"{r}:{g}": s[f"easi:{r}:{g}"] for r in REGIONS for g in EASI_SIGNS}
+    areas = {r: s[f"easi_area:{r}"] for r in REGIONS}
+    a.easi = compute_easi(scoring.easi_inputs(values, areas), a.age)
+    group = "under 8 years" if a.easi.age_group == "child" else "8 years and over"
+    c = st.columns(6)
+    c[0].metric("EASI (0-72)", f"{a.easi.total:.1f}", help=f"Weights for {group}.")
+    c[1].metric("Severity band", a.easi.band, help="Leshem et al. 2015")
+    for col, region in zip(c[2:], REGIONS, strict=True):
+        col.metric(REGION_LABELS[region], f"{a.easi.regions[region].score:.2f}")
+
+
+def exports(a, store):
+    st.subheader("Export and save")
+    c = st.columns(4)
+    c[0].download_button("CSV summary", report.to_csv(a), report.file_name(a, "csv"),
+                         mime="text/csv", on_click="ignore")  # fmt: skip
+    c[1].download_button("JSON summary", report.to_json(a), report.file_name(a, "json"),
+                         mime="application/json", on_click="ignore")  # fmt: skip
+    c[2].download_button("PDF report", functools.partial(report.to_pdf, a),
+                         report.file_name(a, "pdf"), mime="application/pdf",
+                         on_click="ignore")  # fmt: skip
+    if c[3].button("Save to history", type="primary", key="save"):
+        if st.session_state.get("saved_visit"):
+            st.info(f"Already saved as visit #{st.session_state.saved_visit}.")
+        else:
+            try:
+                st.session_state.saved_visit = store.save(a)
+            except (sqlite3.Error, OSError) as exc:
+                st.error(f"Could not save: {exc}")
+    if st.session_state.get("saved_visit"):
+        st.success(f"Saved as visit #{st.session_state.saved_visit} of {a.pseudonym}.")
+
+
+def main():
+    st.set_page_config(page_title="dermsev: skin severity", page_icon="🩺", layout="wide")
+    predictor, store = sidebar()
+    st.title("Skin severity assessment")
+    if predictor.info.get("synthetic"):
+        st.warning("**Demo model**: trained on synthetic images, not for clinical use. "
+                   "Its scores only show how the page works.", icon="⚠️")  # fmt: skip
+    st.caption(DISCLAIMER)
+    assess, history = st.tabs(["Assessment", "History"])
+    with assess:
+        patient_form(predictor)
+        for msg in st.session_state.get("upload_errors", []):
+            st.error(msg)
+        a = st.session_state.get("assessment")
+        if a is not None:
+            for i, photo in enumerate(a.photos):
+                photo_panel(a, i, photo)
+            easi_helper(a)
+            exports(a, store)
+    with history:
+        history_view(store, st.session_state.get("pseudonym", ""))
+
+
+main()

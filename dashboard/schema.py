@@ -1,0 +1,94 @@
+"""The history database's schema as an ordered list of migrations (PRAGMA user_version).
+
+Append only: never edit a released step; add a new one. Version N means steps 1..N ran.
+  1  patients, visits (with the assessment's JSON), photos, sign_scores
+  2  easi (total, band) and easi_regions (area and intensities per region)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+
+def _run(db: sqlite3.Connection, script: str) -> None:
+    # Not executescript(): that commits first, which would break a step's transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _v1_core(db: sqlite3.Connection) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE patients (
+            id INTEGER PRIMARY KEY, pseudonym TEXT NOT NULL UNIQUE, sex TEXT,
+            created_at TEXT NOT NULL);
+        CREATE TABLE visits (
+            id INTEGER PRIMARY KEY,
+            patient_id INTEGER NOT NULL REFERENCES patients(id) ON DELETE CASCADE,
+            visit_date TEXT NOT NULL, age REAL NOT NULL, region TEXT NOT NULL,
+            model_name TEXT, model_version TEXT, created_at TEXT NOT NULL,
+            assessment_json TEXT NOT NULL);
+        CREATE TABLE photos (
+            id INTEGER PRIMARY KEY,
+            visit_id INTEGER NOT NULL REFERENCES visits(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL, name TEXT NOT NULL, region TEXT NOT NULL,
+            image_path TEXT, maps_path TEXT);
+        CREATE TABLE sign_scores (
+            photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+            sign TEXT NOT NULL, score REAL NOT NULL, label TEXT NOT NULL,
+            affected_area REAL NOT NULL, uncertainty_low REAL, uncertainty_high REAL,
+            PRIMARY KEY (photo_id, sign));
+        CREATE INDEX visits_by_patient ON visits(patient_id, visit_date);
+    """,
+    )
+
+
+def _v2_easi(db: sqlite3.Connection) -> None:
+    _run(
+        db,
+        """
+        CREATE TABLE easi (
+            visit_id INTEGER PRIMARY KEY REFERENCES visits(id) ON DELETE CASCADE,
+            age_group TEXT NOT NULL, total REAL NOT NULL, band TEXT NOT NULL);
+        CREATE TABLE easi_regions (
+            visit_id INTEGER NOT NULL REFERENCES easi(visit_id) ON DELETE CASCADE,
+            region TEXT NOT NULL, area INTEGER NOT NULL,
+            erythema REAL NOT NULL, papulation REAL NOT NULL, excoriation REAL NOT NULL,
+            lichenification REAL NOT NULL, score REAL NOT NULL,
+            PRIMARY KEY (visit_id, region));
+    """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_core, _v2_easi]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite3.Connection, target: int | None = None) -> int:
+    """Apply the migrations after the file's `user_version`, up to `target` (default: all).
+
+    db must be in autocommit mode (isolation_level=None). Each step runs in its own
+    transaction with its version bump, so a failed step leaves the file at the previous
+    version. A file from a newer dermsev is refused. Returns the version reached.
+    """
+    latest = len(MIGRATIONS)
+    target = latest if target is None else target
+    current = db.execute("PRAGMA user_version").fetchone()[0]
+    if current > latest:
+        raise RuntimeError(
+            f"the history database is schema version {current}, newer than this dermsev "
+            f"understands ({latest}); update dermsev"
+        )
+    for version in range(current + 1, target + 1):
+        db.execute("BEGIN")
+        try:
+            MIGRATIONS[version - 1](db)
+            db.execute(f"PRAGMA user_version = {version}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return max(current, target)

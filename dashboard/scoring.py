@@ -1,0 +1,190 @@
+"""What the page does, without streamlit: choose the model, score a batch, build tables.
+
+The page (app.py) only turns widgets into calls to these functions and their results into
+elements, so everything here is tested without a browser or AppTest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from dashboard.assessment import Assessment, PhotoResult
+from dashboard.easi import AREA_RANGES, EASI_SIGNS, REGION_LABELS, REGIONS, prefill_intensities
+from dashboard.history import VisitSummary
+from model.errors import DermsevError
+
+log = logging.getLogger(__name__)
+MODEL_ENV = "DERMSEV_MODEL"
+UPLOAD_TYPES = ("jpg", "jpeg", "png", "tif", "tiff")
+PREVIEW_SIDE = 768
+
+
+def default_model_dir() -> str:
+    """The model directory from $DERMSEV_MODEL; "" means the bundled demo model."""
+    return os.environ.get(MODEL_ENV, "").strip()
+
+
+def model_choices(current: str = "") -> list[str]:
+    """Model directories to offer: the demo ("" ), $DERMSEV_MODEL and the current entry."""
+    out = [""]
+    for item in (default_model_dir(), current.strip()):
+        if item and item not in out:
+            out.append(item)
+    return out
+
+
+@dataclass
+class BatchResult:
+    """Scored photos of one upload, and one message per photo that could not be scored."""
+
+    photos: list[PhotoResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def score_files(
+    predictor: Any,
+    files: Iterable[tuple[str, bytes]],
+    *,
+    age: float | None,
+    sex: str | None,
+    region: str,
+    tta: bool = True,
+    on_progress=None,
+) -> BatchResult:
+    """Score each (file name, bytes); a file that fails gets a one-line message and the rest
+    of the batch is still scored. Nothing raised by one file stops the batch.
+
+    on_progress(i, n, name) is called before each file (for a progress bar).
+    """
+    files = list(files)
+    out = BatchResult()
+    for i, (name, data) in enumerate(files):
+        if on_progress is not None:
+            on_progress(i, len(files), name)
+        try:
+            if not data:
+                raise DermsevError(f"{name}: file is empty")
+            result = predictor.predict(data, age=age, sex=sex, tta=tta, name=name)
+            out.photos.append(PhotoResult.from_prediction(name, region, result, PREVIEW_SIDE))
+        except DermsevError as exc:
+            msg = str(exc)
+            out.errors.append(msg if msg.startswith(name) else f"{name}: {msg}")
+        except MemoryError:
+            out.errors.append(f"{name}: too large to score on this machine")
+        except Exception as exc:  # a page must survive any one bad file
+            log.exception("scoring %s failed", name)
+            out.errors.append(f"{name}: could not be scored ({exc.__class__.__name__})")
+    return out
+
+
+def new_assessment(
+    predictor: Any,
+    batch: BatchResult,
+    *,
+    pseudonym: str,
+    visit_date: dt.date,
+    age: float,
+    sex: str | None,
+    region: str,
+) -> Assessment:
+    """An Assessment from the form fields and a scored batch (validates the fields)."""
+    return Assessment(
+        pseudonym=pseudonym,
+        visit_date=visit_date,
+        age=age,
+        sex=sex,
+        region=region,
+        photos=list(batch.photos),
+        model=dict(predictor.info),
+        signs=list(predictor.signs),
+        max_score=float(predictor.max_score),
+        thresholds=list(predictor.thresholds),
+        label_names=list(predictor.label_names),
+    )
+
+
+def score_table(photo: PhotoResult, signs: Sequence[str]) -> pd.DataFrame:
+    """One row per sign: score (2 decimals), label, affected area %, uncertainty band."""
+    rows = []
+    for sign in signs:
+        band = (photo.uncertainty or {}).get(sign)
+        rows.append(
+            {
+                "sign": sign,
+                "score": round(photo.scores[sign], 2),
+                "label": photo.labels[sign],
+                "affected area %": round(100 * photo.affected_area[sign], 1),
+                "uncertainty": "-" if band is None else f"{band[0]:.2f} - {band[1]:.2f}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def easi_prefill(photos: Sequence[PhotoResult]) -> dict[str, dict[str, float]]:
+    """{region: {EASI sign: starting intensity}} from each region's photos (0 without any)."""
+    return {
+        region: prefill_intensities(p.scores for p in photos if p.region == region)
+        for region in REGIONS
+    }
+
+
+def area_label(score: int) -> str:
+    low, high = AREA_RANGES[score]
+    return f"{score}  ({low} %)" if score == 0 else f"{score}  ({low}-{high} %)"
+
+
+def easi_inputs(
+    values: Mapping[str, float], areas: Mapping[str, int]
+) -> dict[str, tuple[dict[str, float], int]]:
+    """Widget values {f"{region}:{sign}": x} and {region: area} -> compute_easi's input."""
+    return {
+        region: ({s: float(values[f"{region}:{s}"]) for s in EASI_SIGNS}, int(areas[region]))
+        for region in REGIONS
+    }
+
+
+def visits_table(visits: Sequence[VisitSummary]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "visit": v.id,
+                "date": v.visit_date.isoformat(),
+                "age": v.age,
+                "region": REGION_LABELS.get(v.region, v.region),
+                "photos": v.n_photos,
+                "EASI": None if v.easi_total is None else round(v.easi_total, 2),
+                "band": v.easi_band or "",
+                "model": v.model,
+            }
+            for v in visits
+        ],
+        columns=["visit", "date", "age", "region", "photos", "EASI", "band", "model"],
+    )
+
+
+def visit_label(v: VisitSummary) -> str:
+    easi = "" if v.easi_total is None else f", EASI {v.easi_total:.1f}"
+    return f"{v.visit_date.isoformat()} (#{v.id}, {v.n_photos} photo(s){easi})"
+
+
+def change_table(trend: pd.DataFrame) -> pd.DataFrame:
+    """Per series: baseline value, latest value and change from baseline in %."""
+    rows = []
+    for series, part in trend.groupby("series", sort=False):
+        last = part.iloc[-1]
+        rows.append(
+            {
+                "": series,
+                "baseline": round(part["value"].iloc[0], 2),
+                "latest": round(last["value"], 2),
+                "change %": None if pd.isna(last["change_pct"]) else round(last["change_pct"], 1),
+            }
+        )
+    return pd.DataFrame(rows, columns=["", "baseline", "latest", "change %"])

@@ -1,0 +1,80 @@
+"""The page's History tab: a patient's visits, trends and two visits side by side (widgets only)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import streamlit as st
+
+from dashboard import figures, scoring
+from dashboard.easi import REGION_LABELS
+from dashboard.history import HistoryStore
+
+TABLE_COLUMNS = {
+    "score": st.column_config.NumberColumn(format="%.2f", help="0 none .. 3 severe"),
+    "affected area %": st.column_config.NumberColumn("area %", format="%.1f",
+                                                     help="Affected area, % of the skin"),
+    "uncertainty": st.column_config.TextColumn(help="Lowest-highest score under flips"),
+}  # fmt: skip
+PLOTLY_CONFIG = {"displaylogo": False}
+
+
+def history_view(store: HistoryStore, current: str = "") -> None:
+    try:
+        patients = store.patients()
+    except sqlite3.Error as exc:
+        st.error(f"Could not read the history: {exc}")
+        return
+    if not patients:
+        st.info("No saved visits yet. Score photos, then press **Save to history**.")
+        return
+    current = current.strip()
+    who = st.selectbox("Patient", patients, key="history_patient",
+                       index=patients.index(current) if current in patients else 0)  # fmt: skip
+    visits = store.visits(who)
+    st.dataframe(scoring.visits_table(visits), hide_index=True)
+    trend = store.trend(who)
+    if not trend.empty:
+        left, right = st.columns([2, 1])
+        max_score = store.load(visits[-1].id).max_score
+        fig = figures.trend_figure(trend, max_score=max_score)
+        left.plotly_chart(fig, key="trend", config=PLOTLY_CONFIG)
+        right.markdown("**Change from baseline**")
+        right.dataframe(scoring.change_table(trend), hide_index=True)
+    if len(visits) >= 2:
+        side_by_side(store, visits)
+    with st.expander("Erase this patient's history"):
+        st.caption("Deletes every saved visit and stored photo of this pseudonym.")
+        sure = st.checkbox(f"Yes, erase {who}", key="erase_sure")
+        if st.button("Erase", disabled=not sure, key="erase"):
+            n = store.delete_patient(who)
+            st.success(f"Erased {n} visit(s) of {who}.")
+
+
+def side_by_side(store: HistoryStore, visits) -> None:
+    st.subheader("Two visits side by side")
+    by_id = {v.id: v for v in visits}
+    ids = list(by_id)
+    c = st.columns(3)
+    first = c[0].selectbox("Visit", ids, index=0, key="cmp_a",
+                           format_func=lambda i: scoring.visit_label(by_id[i]))  # fmt: skip
+    second = c[1].selectbox("compared with", ids, index=len(ids) - 1, key="cmp_b",
+                            format_func=lambda i: scoring.visit_label(by_id[i]))  # fmt: skip
+    older, newer = store.compare(first, second)
+    sign = c[2].selectbox("Sign", older.signs or newer.signs, key="cmp_sign")
+    cols = st.columns(2)
+    for side, col, a in zip("ab", cols, (older, newer), strict=True):
+        with col:
+            easi = "" if a.easi is None else f" · EASI {a.easi.total:.1f} ({a.easi.band})"
+            st.markdown(f"**{a.visit_date.isoformat()}** · age {a.age:g}{easi}")
+            for j, photo in enumerate(a.photos):
+                if photo.image is not None and photo.maps is not None and sign in a.signs:
+                    fig = figures.overlay_figure(
+                        photo.image, photo.maps[a.signs.index(sign)], sign,
+                        max_score=a.max_score, thresholds=a.thresholds, labels=a.label_names,
+                        max_side=384, title=f"{photo.name} · {REGION_LABELS[photo.region]}",
+                    )  # fmt: skip
+                    fig.update_layout(height=340)
+                    st.plotly_chart(fig, key=f"cmp_{side}_{j}", config=PLOTLY_CONFIG)
+                st.dataframe(scoring.score_table(photo, a.signs), hide_index=True,
+                             column_config=TABLE_COLUMNS)  # fmt: skip

@@ -1,0 +1,154 @@
+"""The page driven by streamlit's AppTest, with a fake model (the real one in test_app_demo)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+
+
+def png(seed=0, size=(96, 64)):
+    rng = np.random.default_rng(seed)
+    img = np.full((size[1], size[0], 3), (200, 160, 140), np.uint8)
+    img[16:48, 24:72] = (230, 90, 80)  # a red lesion
+    img = np.clip(img.astype(int) + rng.integers(-5, 5, img.shape), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """{file name: bytes} of every download the page offers (captured from media storage)."""
+    seen = {}
+    real = MemoryMediaFileStorage.load_and_get_id
+
+    def capture(self, path_or_data, mimetype, kind, filename=None):
+        if filename:
+            seen[filename] = path_or_data
+        return real(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    return seen
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path, fake_predictor):
+    import model.inference
+
+    monkeypatch.setenv("DERMSEV_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("DERMSEV_MODEL", raising=False)
+    monkeypatch.setattr(model.inference, "load_model", lambda model_dir=None: fake_predictor)
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    assert not at.exception
+    yield at
+    st.cache_resource.clear()
+
+
+def fill(at, files, pseudonym="PT-0042", age=41.0, region="trunk"):
+    at.text_input(key="pseudonym").input(pseudonym)
+    at.selectbox(key="region").set_value(region)
+    at.number_input(key="age").set_value(age)
+    at.date_input(key="visit_date").set_value(dt.date(2026, 3, 14))
+    at.file_uploader(key="uploads").set_value(files)
+    at.button(key="score").click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_page_loads_with_demo_banner(app):
+    assert app.title[0].value == "Skin severity assessment"
+    assert any("synthetic images, not for clinical use" in w.value for w in app.warning)
+    assert "Not a medical device" in app.caption[0].value
+    assert "fake-demo" in " ".join(c.value for c in app.sidebar.caption)
+
+
+def test_upload_scores_and_offers_exports(app, downloads):
+    fill(app, [("a.png", png(0), "image/png"), ("b.png", png(1), "image/png")])
+    a = app.session_state["assessment"]
+    assert [p.name for p in a.photos] == ["a.png", "b.png"]
+    assert [s.value for s in app.subheader][:2] == ["a.png", "b.png"]
+    table = app.dataframe[0].value
+    assert list(table.columns) == ["sign", "score", "label", "affected area %", "uncertainty"]
+    assert table["score"].iloc[0] == pytest.approx(round(a.photos[0].scores["erythema"], 2))
+    assert table["uncertainty"].iloc[0] == "0.10 - 0.30"
+    assert len(app.get("plotly_chart")) == 4  # overlay + small multiples per photo
+    labels = [b.label for b in app.download_button]
+    assert labels == ["CSV summary", "JSON summary", "PDF report"]
+    rows = list(csv.DictReader(io.StringIO(downloads["dermsev_PT-0042_2026-03-14.csv"].decode())))
+    signs = [r for r in rows if r["record"] == "sign"]
+    assert len(signs) == 8 and signs[0]["pseudonym"] == "PT-0042" and signs[0]["age"] == "41"
+    assert signs[0]["score"] == f"{a.photos[0].scores['erythema']:.2f}"
+    assert "dermsev_PT-0042_2026-03-14.json" in downloads
+
+
+def test_bad_file_gets_a_message_and_the_rest_is_scored(app):
+    fill(app, [("broken.jpg", b"this is not a jpeg", "image/jpeg"), ("ok.png", png(), "image/png"),
+               ("empty.png", b"", "image/png")])  # fmt: skip
+    errors = [e.value for e in app.error]
+    assert any(e.startswith("broken.jpg: not an image") for e in errors)
+    assert any(e.startswith("empty.png: file is empty") for e in errors)
+    assert [p.name for p in app.session_state["assessment"].photos] == ["ok.png"]
+
+
+@pytest.mark.parametrize("age", [-1.0, 200.0])
+def test_impossible_age_refused(app, age):
+    fill(app, [("a.png", png(), "image/png")], age=age)
+    assert any("between 0 and 130" in e.value for e in app.error)
+    assert app.session_state.get("assessment") is None
+
+
+def test_name_as_pseudonym_refused(app):
+    fill(app, [("a.png", png(), "image/png")], pseudonym="Jane Doe")
+    assert any("never the patient's name" in e.value for e in app.error)
+
+
+def test_easi_prefilled_and_editable(app):
+    fill(app, [("a.png", png(), "image/png")])
+    a = app.session_state["assessment"]
+    expected = round(a.photos[0].scores["erythema"] * 2) / 2
+    assert app.number_input(key="easi:trunk:erythema").value == expected
+    assert app.number_input(key="easi:head_neck:erythema").value == 0
+    app.number_input(key="easi:trunk:erythema").set_value(3.0)
+    app.number_input(key="easi:trunk:papulation").set_value(2.0)
+    app.number_input(key="easi:trunk:excoriation").set_value(1.0)
+    app.number_input(key="easi:trunk:lichenification").set_value(0.0)
+    app.selectbox(key="easi_area:trunk").set_value(4)
+    app.run()
+    # (3 + 2 + 1 + 0) x 4 x 0.3 = 7.2 -> moderate
+    assert app.metric[0].value == "7.2"
+    assert app.metric[1].value == "moderate"
+    assert app.session_state["assessment"].easi.total == pytest.approx(7.2)
+
+
+def test_save_and_history(app):
+    fill(app, [("a.png", png(), "image/png")])
+    app.button(key="save").click()
+    app.run()
+    assert any("Saved as visit #1" in s.value for s in app.success)
+    assert app.selectbox(key="history_patient").value == "PT-0042"
+    tables = [d.value for d in app.dataframe]
+    history = [t for t in tables if "visit" in t.columns][0]
+    assert list(history["date"]) == ["2026-03-14"] and list(history["photos"]) == [1]
+    # a second visit: trend and side by side appear
+    app.date_input(key="visit_date").set_value(dt.date(2026, 4, 14))
+    app.file_uploader(key="uploads").set_value([("b.png", png(3), "image/png")])
+    app.button(key="score").click()
+    app.run()
+    app.button(key="save").click()
+    app.run()
+    assert not app.exception
+    assert app.selectbox(key="cmp_a").value == 1 and app.selectbox(key="cmp_b").value == 2
+    assert any("Change from baseline" in m.value for m in app.markdown)

@@ -1,0 +1,155 @@
+"""Augmentation: image and masks move together; masks keep their values and pad with 255."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from model.augment import AUGMENT_MODES, RGBJitter, apply, eval_transform, jitter_rgb, train_transform
+from model.errors import DermsevError
+
+IGNORE = 255
+SEEDS = range(40)
+
+
+def square_scene(h: int = 48, w: int = 80, channels: int = 3) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A dim image with a bright off-centre square; two masks marking the same square."""
+    img = np.full((h, w, channels), 0.3, np.float32)
+    sl = np.s_[8:32, 44:68]
+    img[sl] = 0.95
+    sign_a = np.zeros((h, w), np.uint8)
+    sign_a[sl] = 3
+    sign_b = np.full((h, w), IGNORE, np.uint8)  # annotated only on the square
+    sign_b[sl] = 1
+    return img, [sign_a, sign_b]
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+@pytest.mark.parametrize("mode", ["full", "geometric"])
+@pytest.mark.parametrize("channels", [3, 5])
+def test_drawn_shape_lands_on_the_same_pixels(mode: str, channels: int) -> None:
+    img, masks = square_scene(channels=channels)
+    moved = 0
+    for seed in SEEDS:
+        out, (a, b), valid = apply(train_transform(64, mode, seed=seed), img, masks)
+        assert out.shape == (64, 64, channels) and a.shape == b.shape == valid.shape == (64, 64)
+        bright = out[..., 0] > 0.62  # between the jittered dim (<= 0.4) and bright (>= 0.8) levels
+        assert iou(bright, a == 3) > 0.9, f"seed {seed}"
+        assert iou(a == 3, b == 1) == 1.0  # every mask moves the same way
+        moved += not (a == 3)[6:20, 35:55].all()
+    assert moved > 0  # the transform really moved the square for some seeds
+
+
+@pytest.mark.parametrize("mode", AUGMENT_MODES)
+def test_masks_keep_only_their_values_and_pad_with_255(mode: str) -> None:
+    rng = np.random.default_rng(0)
+    img = rng.random((40, 80, 3), dtype=np.float32)
+    mask = rng.choice(np.array([0, 1, 2, 3, IGNORE], np.uint8), size=(40, 80))
+    blocky = np.kron(rng.integers(0, 4, (5, 10)), np.ones((8, 8))).astype(np.uint8)
+    for seed in SEEDS:
+        out, (m, blk), valid = apply(train_transform(64, mode, seed=seed), img, [mask, blocky])
+        assert set(np.unique(m)) <= {0, 1, 2, 3, IGNORE}
+        assert set(np.unique(blk)) <= {0, 1, 2, 3, IGNORE}  # nearest: no in-between values
+        assert (~valid).any()  # a 40x80 photo in a 64x64 frame always has padding
+        assert (m[~valid] == IGNORE).all() and (blk[~valid] == IGNORE).all()
+        assert (blk[valid] != IGNORE).all()  # inside the photo the mask is never invented away
+        if mode == "none":
+            assert (out[~valid] == 0).all()
+
+
+def test_none_places_the_photo_top_left_without_change() -> None:
+    img = np.random.default_rng(1).random((32, 64, 3), dtype=np.float32)
+    mask = np.ones((32, 64), np.uint8)
+    out, (m,), valid = apply(train_transform(64, "none"), img, [mask])
+    assert valid.sum() == 32 * 64
+    rows = np.flatnonzero(valid.any(1))
+    np.testing.assert_allclose(out[rows[0] : rows[-1] + 1], img, rtol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 5])
+def test_geometric_never_changes_intensities(channels: int) -> None:
+    colour = np.array([0.2, 0.55, 0.7, 0.9, 0.05][:channels], np.float32)
+    img = np.broadcast_to(colour, (48, 80, channels)).copy()
+    changed_by_full = 0
+    for seed in SEEDS:
+        out, _, valid = apply(train_transform(64, "geometric", seed=seed), img, [])
+        inner = ndimage.binary_erosion(valid, iterations=2)  # away from the blended photo border
+        assert inner.sum() > 500
+        np.testing.assert_allclose(out[inner], np.broadcast_to(colour, out[inner].shape), atol=1e-5)
+        out_full, _, valid_full = apply(train_transform(64, "full", seed=seed), img, [])
+        inner_full = ndimage.binary_erosion(valid_full, iterations=2)
+        changed_by_full += not np.allclose(out_full[inner_full], colour, atol=1e-3)
+        if channels > 3:  # jitter never touches the extra channels
+            np.testing.assert_allclose(out_full[inner_full][:, 3:], np.broadcast_to(colour[3:], (inner_full.sum(), channels - 3)), atol=1e-5)
+    assert changed_by_full > 0  # `full` does jitter, so the check above can fail
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4, 6])
+def test_rgb_jitter_touches_the_first_three_channels_only(channels: int) -> None:
+    img = np.random.default_rng(2).random((16, 16, channels), dtype=np.float32) * 0.8 + 0.1
+    out = RGBJitter(p=1.0).apply(img, brightness=1.1, contrast=0.9, saturation=1.2)
+    assert out.shape == img.shape and out.dtype == img.dtype
+    assert not np.allclose(out[..., : min(3, channels)], img[..., : min(3, channels)])
+    np.testing.assert_array_equal(out[..., 3:], img[..., 3:])
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_jitter_identity_and_brightness() -> None:
+    img = np.random.default_rng(3).random((8, 8, 3), dtype=np.float32) * 0.5
+    np.testing.assert_allclose(jitter_rgb(img, 1.0, 1.0, 1.0), img, atol=1e-6)
+    np.testing.assert_allclose(jitter_rgb(img, 1.5, 1.0, 1.0), img * 1.5, atol=1e-6)
+
+
+@pytest.mark.parametrize("h, w", [(48, 80), (100, 37), (64, 64), (300, 200), (20, 50)])
+@pytest.mark.parametrize("size", [64, 96])
+def test_eval_transform_keeps_aspect_ratio_and_pads_to_32(h: int, w: int, size: int) -> None:
+    img = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
+    mask = np.zeros((h, w), np.uint8)
+    out, (m,), valid = apply(eval_transform(size), img, [mask])
+    oh, ow = out.shape[:2]
+    assert oh % 32 == 0 and ow % 32 == 0
+    assert m.shape == valid.shape == (oh, ow)
+    rows, cols = np.flatnonzero(valid.any(1)), np.flatnonzero(valid.any(0))
+    nh, nw = len(rows), len(cols)
+    assert rows[0] == 0 and cols[0] == 0  # padding goes bottom/right
+    assert valid.sum() == nh * nw  # the photo is one rectangle
+    assert max(nh, nw) == size
+    assert nh / nw == pytest.approx(h / w, rel=0.05, abs=1.5 / min(nh, nw))
+    assert oh - nh < 32 and ow - nw < 32  # no more padding than needed
+    assert (m[~valid] == IGNORE).all() and (m[valid] == 0).all()
+
+
+@pytest.mark.parametrize("mode", AUGMENT_MODES)
+@pytest.mark.parametrize("channels", [5, 8])
+def test_many_channels_downscaled(mode: str, channels: int) -> None:
+    img = np.random.default_rng(0).random((96, 160, channels), dtype=np.float32)
+    out, (m,), valid = apply(train_transform(64, mode, seed=1), img, [np.zeros((96, 160), np.uint8)])
+    assert out.shape == (64, 64, channels) and m.shape == (64, 64)
+    out, _, _ = apply(eval_transform(64), img, [])
+    assert out.shape == (64, 64, channels)
+
+
+def test_same_seed_same_augmentation() -> None:
+    img, masks = square_scene()
+    a = apply(train_transform(64, "full", seed=5), img, masks)
+    b = apply(train_transform(64, "full", seed=5), img, masks)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1][0], b[1][0])
+
+
+def test_bad_mode_names_the_allowed_ones() -> None:
+    with pytest.raises(DermsevError, match="geometric"):
+        train_transform(64, "heavy")
+
+
+def test_pipeline_serialises() -> None:
+    import albumentations as A
+
+    d = A.to_dict(train_transform(64, "full"))
+    names = [t["__class_fullname__"] for t in d["transform"]["transforms"]]
+    assert any("Affine" in n for n in names) and any("RGBJitter" in n for n in names)
+    assert not any("RGBJitter" in t["__class_fullname__"] for t in A.to_dict(train_transform(64, "geometric"))["transform"]["transforms"])

@@ -1,0 +1,53 @@
+"""`dermsev bench`: runs end to end on a tiny model and reports every stage (times not asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from model.bench import STAGES, bench_cli
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DERMSEV_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_bench_cli_json_has_every_stage(tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "bench.json"
+    bench_cli(tiny_model_dir, json_out=str(out), repeats=1)
+    table = capsys.readouterr().out
+    assert "END TO END" in table and "baseline" in table and "targets" in table
+    rep = json.loads(out.read_text())
+    assert set(rep["cases"]) == {"512px", "12mp"}
+    for case in rep["cases"].values():
+        assert set(case["stages"]) == set(STAGES)
+        for stat in case["stages"].values():
+            assert stat["n"] == 1 and stat["median_ms"] >= 0 and stat["p90_ms"] >= stat["median_ms"] - 1e-9
+    assert rep["baseline"]["median_ms"] > 0
+    assert rep["throughput"]["pipeline_img_per_s"] > 0 and rep["throughput"]["forward_limit_img_per_s"] > 0
+    assert rep["memory"]["score_and_preview_mb"] > 0
+    assert set(rep["ratios"]) >= {"12mp_end_to_end_vs_baseline"}
+    assert set(rep["targets"]) == {"12mp_end_to_end_le_half_baseline", "12mp_end_to_end_le_500ms",
+                                   "throughput_ge_80pct_of_forward", "peak_memory_12mp_le_1_5GB"}
+    assert rep["backend"] in ("torch-fp32", "torch-bf16", "onnx")
+
+
+def test_bench_command_line(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import model.bench
+    from model.cli import main
+
+    seen = {}
+    monkeypatch.setattr(model.bench, "bench_cli", lambda md, json_out=None, repeats=10: seen.update(
+        md=md, json_out=json_out, repeats=repeats))
+    assert main(["bench", str(tiny_model_dir), "--json", str(tmp_path / "b.json"), "--repeats", "2"]) == 0
+    assert seen == {"md": str(tiny_model_dir), "json_out": str(tmp_path / "b.json"), "repeats": 2}
+
+
+def test_bad_repeats(tiny_model_dir: Path) -> None:
+    from model.errors import DermsevError
+
+    with pytest.raises(DermsevError, match="repeats"):
+        bench_cli(tiny_model_dir, repeats=0)

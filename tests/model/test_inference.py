@@ -1,0 +1,189 @@
+"""The Python API of SPEC: load_model(...).predict(image) -> maps, scores, labels, affected area."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from model.errors import DermsevError
+from model.inference import Predictor, load_model, match_channels
+from model.io import read_image
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_model_dir: Path) -> Predictor:
+    return load_model(tiny_model_dir, backend="torch-fp32")
+
+
+def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Skin-ish noise with a dark patch in one corner (so flips change the picture)."""
+    rng = np.random.default_rng(seed)
+    img = np.clip(rng.normal((200, 150, 130), 30, (h, w, 3)), 0, 255).astype(np.uint8)
+    img[: h // 3, : w // 4] //= 3
+    return img
+
+
+def easi(m: np.ndarray, thr: float) -> float:
+    affected = m[m >= thr]
+    return float(affected.mean()) if affected.size else 0.0
+
+
+def test_path_pil_and_numpy_give_the_same_result(predictor: Predictor, tmp_path: Path) -> None:
+    arr = photo(90, 140)
+    Image.fromarray(arr).save(tmp_path / "p.png")
+    results = [predictor.predict(src) for src in (tmp_path / "p.png", str(tmp_path / "p.png"),
+                                                  Image.open(tmp_path / "p.png"), arr,
+                                                  (tmp_path / "p.png").read_bytes())]
+    for r in results[1:]:
+        assert r.scores == results[0].scores
+        np.testing.assert_array_equal(r.maps, results[0].maps)
+
+
+@pytest.mark.parametrize("h, w", [(64, 64), (90, 140), (300, 120), (40, 400)])
+def test_maps_at_full_size_and_summary_in_range(predictor: Predictor, h: int, w: int) -> None:
+    r = predictor.predict(photo(h, w))
+    assert r.maps.shape == (4, h, w)
+    assert r.maps.dtype in (np.float16, np.float32)
+    assert r.maps.min() >= 0 and r.maps.max() <= predictor.max_score
+    assert list(r.scores) == list(r.labels) == list(r.affected_area) == predictor.signs
+    thr = predictor.thresholds[0]
+    for k, sign in enumerate(predictor.signs):
+        assert 0 <= r.affected_area[sign] <= 1
+        assert 0 <= r.scores[sign] <= predictor.max_score
+        # scores and areas follow the EASI convention on the maps (exactly at working size,
+        # closely at full size, which is the working-size map upsampled)
+        work = r.work_maps[k]
+        assert r.scores[sign] == pytest.approx(easi(work, thr), abs=1e-5)
+        assert r.affected_area[sign] == pytest.approx((work >= thr).mean(), abs=1e-6)
+        full = r.maps[k].astype(np.float32)
+        assert r.affected_area[sign] == pytest.approx((full >= thr).mean(), abs=0.08)
+        assert r.scores[sign] == pytest.approx(easi(full, thr), abs=0.1)
+
+
+def test_the_untrained_model_gives_varied_maps(predictor: Predictor) -> None:
+    # guards the tests above: a constant map would make most of their checks trivial
+    r = predictor.predict(photo(96, 96))
+    assert r.maps.astype(np.float32).std() > 0.1
+    assert len(set(r.labels.values())) > 1
+
+
+def test_labels_follow_thresholds(predictor: Predictor) -> None:
+    seen = set()
+    for seed in range(4):
+        r = predictor.predict(photo(64, 96, seed=seed))
+        for sign, score in r.scores.items():
+            level = int(np.sum(score >= np.array(predictor.thresholds)))
+            assert r.labels[sign] == predictor.label_names[level]
+            seen.add(r.labels[sign])
+    assert seen <= {"none", "mild", "moderate", "severe"}
+
+
+def test_summarise_hand_made_maps(predictor: Predictor) -> None:
+    work = np.zeros((4, 4, 8), np.float32)
+    work[1, :, :4] = 2.0  # half the image at 2.0
+    work[2] = 3.0  # everywhere severe
+    work[3, :2, :4] = 0.6  # a quarter just over the first threshold
+    work[3, 3, 7] = 0.4  # below it: not affected, not counted
+    r = predictor.summarise(np.zeros((4, 8, 3), np.uint8), work)
+    assert r.scores == pytest.approx({"erythema": 0.0, "papulation": 2.0, "excoriation": 3.0, "lichenification": 0.6})
+    assert r.labels == {"erythema": "none", "papulation": "moderate", "excoriation": "severe", "lichenification": "mild"}
+    assert r.affected_area == pytest.approx({"erythema": 0.0, "papulation": 0.5, "excoriation": 1.0, "lichenification": 0.25})
+    assert r.as_dict()["scores"] == r.scores
+
+
+def test_exif_rotated_input_gives_maps_in_the_rotated_shape(predictor: Predictor, tmp_path: Path) -> None:
+    stored = photo(48, 80)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "rot.jpg", exif=exif.tobytes(), quality=95)
+    r = predictor.predict(tmp_path / "rot.jpg")
+    assert r.maps.shape == (4, 80, 48)
+    upright = read_image(tmp_path / "rot.jpg")
+    assert r.scores == predictor.predict(upright).scores
+
+
+def test_tta_range_contains_the_score(predictor: Predictor) -> None:
+    spread = 0.0
+    for seed in range(3):
+        r = predictor.predict(photo(70, 100, seed=seed), tta=True)
+        assert set(r.uncertainty) == set(predictor.signs)
+        for sign, (low, high) in r.uncertainty.items():
+            assert low <= r.scores[sign] <= high
+            spread = max(spread, high - low)
+        assert r.as_dict()["uncertainty"] == {k: list(v) for k, v in r.uncertainty.items()}
+    assert spread > 0  # flips really change an untrained model's maps
+    assert predictor.predict(photo(70, 100)).uncertainty is None
+
+
+@pytest.mark.parametrize("age, sex", [(None, None), (0, "F"), (45.5, "M"), (130, None)])
+def test_age_and_sex_accepted(predictor: Predictor, age, sex) -> None:
+    r = predictor.predict(photo(64, 64), age=age, sex=sex)
+    assert len(r.scores) == 4
+
+
+@pytest.mark.parametrize("age, sex, expected", [(-1, None, "age"), (200, None, "age"), (30, "X", "sex"), (30, "f", "sex")])
+def test_bad_age_or_sex(predictor: Predictor, age, sex, expected: str) -> None:
+    with pytest.raises(DermsevError, match=expected):
+        predictor.predict(photo(64, 64), age=age, sex=sex)
+
+
+def test_grayscale_and_rgba_inputs_are_adapted(predictor: Predictor) -> None:
+    gray = photo(64, 80)[:, :, :1]
+    assert predictor.predict(gray).maps.shape == (4, 64, 80)
+    rgba = np.concatenate([photo(64, 80), np.full((64, 80, 1), 255, np.uint8)], axis=2)
+    assert predictor.predict(rgba).scores == predictor.predict(photo(64, 80)).scores
+
+
+def test_wrong_channel_count_is_refused(predictor: Predictor) -> None:
+    with pytest.raises(DermsevError, match="5 channel"):
+        predictor.predict(np.zeros((64, 64, 5), np.uint8), name="scan.tif")
+
+
+@pytest.mark.parametrize(
+    "c, n, shape", [(3, 3, (2, 2, 3)), (1, 3, (2, 2, 3)), (3, 1, (2, 2, 1)), (4, 3, (2, 2, 3))]
+)
+def test_match_channels(c: int, n: int, shape: tuple) -> None:
+    assert match_channels(np.ones((2, 2, c), np.uint8) * 100, n).shape == shape
+
+
+def test_broken_image_names_the_file(predictor: Predictor, tmp_path: Path) -> None:
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 nothing more")
+    with pytest.raises(DermsevError, match="broken.jpg"):
+        predictor.predict(tmp_path / "broken.jpg")
+
+
+def test_preview(predictor: Predictor) -> None:
+    r = predictor.predict(photo(200, 100))
+    rgb, maps = r.preview(max_side=50)
+    assert rgb.shape == (50, 25, 3) and rgb.dtype == np.uint8
+    assert maps.shape == (4, 50, 25)
+
+
+def test_multichannel_model_scores_a_tiff(write_tiny_model, tmp_path: Path) -> None:
+    channels = ("red", "green", "blue", "polarised", "uv")
+    md = write_tiny_model(tmp_path / "m5", signs=("a", "b"), channels=channels, mixing=True)
+    arr = np.random.default_rng(0).integers(0, 65535, (70, 90, 5), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "x.tif", arr, photometric="minisblack", planarconfig="contig")
+    p = load_model(md, backend="torch-fp32")
+    assert p.channels == list(channels)
+    r = p.predict(tmp_path / "x.tif")
+    assert r.maps.shape == (2, 70, 90) and set(r.scores) == {"a", "b"}
+
+
+def test_default_backend_and_info(tiny_model_dir: Path, predictor: Predictor) -> None:
+    p = load_model(tiny_model_dir)  # SPEC's call: the backend is chosen automatically
+    assert p.info["synthetic"] is True and p.info["backend"] in ("torch-fp32", "torch-bf16", "onnx")
+    auto, fp32 = p.predict(photo(64, 64)), predictor.predict(photo(64, 64))
+    for sign in predictor.signs:  # bf16 or onnx agree with fp32 to within rounding
+        assert auto.scores[sign] == pytest.approx(fp32.scores[sign], abs=0.15)
+    with pytest.raises(DermsevError, match="backend"):
+        load_model(tiny_model_dir, backend="tpu")
+
+
+def test_missing_model_dir(tmp_path: Path) -> None:
+    with pytest.raises(DermsevError, match="not found"):
+        load_model(tmp_path / "nope")

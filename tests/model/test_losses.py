@@ -1,0 +1,69 @@
+"""Training losses on tiny hand-computed tensors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from model.losses import image_mae, masked_mae
+
+NAN = math.nan
+
+
+def test_masked_mae_ignores_255() -> None:
+    pred = torch.tensor([[[[0.5, 1.0], [2.0, 3.0]]]], requires_grad=True)  # (1, 1, 2, 2)
+    target = torch.tensor([[[[0, 255], [1, 255]]]], dtype=torch.uint8)
+    loss, n = masked_mae(pred, target)
+    assert n.item() == 2
+    assert loss.item() == pytest.approx((0.5 + 1.0) / 2)
+    loss.backward()
+    # d loss / d pred: sign(pred - target) / n on annotated pixels, 0 on ignored ones
+    torch.testing.assert_close(pred.grad, torch.tensor([[[[0.5, 0.0], [0.5, 0.0]]]]))
+
+
+def test_masked_mae_over_signs_and_batch() -> None:
+    pred = torch.zeros(2, 3, 1, 2)
+    pred[1, 2] = 3.0
+    target = torch.full((2, 3, 1, 2), 255, dtype=torch.uint8)
+    target[0, 0, 0, 0] = 2  # |0 - 2| = 2
+    target[1, 2, 0, 1] = 1  # |3 - 1| = 2
+    target[1, 1, 0, 0] = 0  # |0 - 0| = 0
+    loss, n = masked_mae(pred, target)
+    assert n.item() == 3
+    assert loss.item() == pytest.approx(4 / 3)
+
+
+def test_masked_mae_all_ignored_is_zero_with_a_graph() -> None:
+    pred = torch.full((1, 2, 4, 4), 1.7, requires_grad=True)
+    loss, n = masked_mae(pred, torch.full((1, 2, 4, 4), 255, dtype=torch.uint8))
+    assert n.item() == 0 and loss.item() == 0.0
+    loss.backward()
+    assert pred.grad is not None and (pred.grad == 0).all()
+
+
+def test_image_mae_ignores_nan_scores() -> None:
+    pooled = torch.tensor([[1.0, 2.0], [0.5, 3.0]], requires_grad=True)
+    scores = torch.tensor([[1.5, NAN], [0.0, 2.0]])
+    use = torch.ones(2, 2, dtype=torch.bool)
+    loss, n = image_mae(pooled, scores, use)
+    assert n.item() == 3
+    assert loss.item() == pytest.approx((0.5 + 0.5 + 1.0) / 3)
+    loss.backward()
+    assert torch.isfinite(pooled.grad).all()
+    assert pooled.grad[0, 1] == 0
+
+
+def test_image_mae_respects_use() -> None:
+    pooled = torch.tensor([[1.0, 2.0], [0.5, 3.0]])
+    scores = torch.tensor([[1.5, 0.0], [0.0, 2.0]])
+    use = torch.tensor([[False, True], [False, True]])
+    loss, n = image_mae(pooled, scores, use)
+    assert n.item() == 2
+    assert loss.item() == pytest.approx((2.0 + 1.0) / 2)
+
+
+def test_image_mae_nothing_to_use() -> None:
+    loss, n = image_mae(torch.ones(2, 1), torch.tensor([[NAN], [NAN]]), torch.ones(2, 1, dtype=torch.bool))
+    assert n.item() == 0 and loss.item() == 0.0
