@@ -1,7 +1,7 @@
 """The seed question: per-sign regression vs a 4^4 = 256-class per-pixel classifier on
 combinations of sign severities never seen in training.
 
-    .venv/bin/python bench/bench_unseen_combos.py --n 500 --size 128 --epochs 8 \
+    .venv/bin/python bench/bench_unseen_combos.py --n 400 --size 128 --epochs 10 --threads 1 \
         --doc docs/unseen_combinations.md
 
 Synthetic data (`model.synth.generate`) draws every sign's peak severity independently, so
@@ -44,7 +44,7 @@ from model.trainset import CachedExamples, SeverityDataset, eval_batches  # noqa
 LEVELS = 4  # severities 0..3
 KINDS = ("regression", "classifier")
 ROW_MODELS = (("regression", "4-output regression"), ("argmax", "256-class, argmax"),
-              ("marginal", "256-class, per-sign marginals"))
+              ("marginal", "256-class, per-sign marginals"), ("zeros", "reference: all 'none'"))
 
 
 # ---- combinations -------------------------------------------------------------------------
@@ -205,7 +205,8 @@ class Acc:
 
     def __init__(self, n_signs: int):
         self.err, self.correct, self.n = np.zeros(n_signs), np.zeros(n_signs), np.zeros(n_signs)
-        self.exact = self.n_full = self.u_exact = self.u_n = self.u_err = 0.0
+        self.exact = self.n_full = self.u_exact = self.u_n = self.u_err = self.u_signs = 0.0
+        self.l_exact = self.l_n = 0.0  # lesion pixels (not all 'none') of seen combinations
         self.img_err: list[float] = []
 
 
@@ -219,7 +220,7 @@ def evaluate(nets: dict[str, DermSevNet], cache: CachedExamples, idx: list[int],
     for batch in eval_batches(cache, idx, 8):
         masks = batch["masks"].numpy().astype(np.int64)
         valid = batch["valid"].numpy()[:, 0]
-        preds = {}
+        preds = {"zeros": np.zeros(masks.shape, np.float32)}
         for kind, net in nets.items():
             preds.update(predict_levels(net, kind, batch))
         for row, maps in preds.items():
@@ -236,8 +237,13 @@ def evaluate(nets: dict[str, DermSevNet], cache: CachedExamples, idx: list[int],
                 ok = (labels == m).all(0)
                 a.exact += ok[full].sum()
                 a.n_full += full.sum()
-                unseen = full & np.isin(encode(np.where(m == IGNORE, 0, m)), held_arr)
+                combo = encode(np.where(m == IGNORE, 0, m))
+                unseen = full & np.isin(combo, held_arr)
                 a.u_exact += ok[unseen].sum()
+                a.u_signs += (labels == m)[:, unseen].mean(0).sum()
+                lesion = full & ~unseen & (combo > 0)
+                a.l_exact += ok[lesion].sum()
+                a.l_n += lesion.sum()
                 a.u_n += unseen.sum()
                 a.u_err += np.abs(maps[b] - m)[:, unseen].sum() / 4
                 pred_scores = easi_scores(maps[b], v, thresholds[0])
@@ -250,6 +256,8 @@ def evaluate(nets: dict[str, DermSevNet], cache: CachedExamples, idx: list[int],
                     "per_sign_mae": [float(v) for v in a.err / n],
                     "pixel_accuracy": float((a.correct / n).mean()),
                     "exact_combo": a.exact / max(a.n_full, 1), "image_mae": float(np.mean(a.img_err)),
+                    "exact_seen_lesion": a.l_exact / a.l_n if a.l_n else None,
+                    "unseen_sign_accuracy": a.u_signs / a.u_n if a.u_n else None,
                     "unseen_pixels": int(a.u_n),
                     "unseen_mae": a.u_err / a.u_n if a.u_n else None,
                     "unseen_exact": a.u_exact / a.u_n if a.u_n else None}
@@ -287,14 +295,16 @@ def _f(v, pct: bool = False) -> str:
 
 
 def table(out: dict) -> str:
-    lines = ["| model | test set | images | pixel MAE | pixel acc | exact 4-sign combo | image MAE (EASI) "
-             "| unseen-combo pixels | MAE there | exact there |", "|" + "---|" * 10]
+    lines = ["| model | test set | images | pixel MAE | pixel acc | exact 4-sign combo | exact combo, lesion "
+             "pixels of seen combos | image MAE (EASI) | unseen-combo pixels | MAE there | per-sign acc there "
+             "| exact combo there |", "|" + "---|" * 12]
     for name, label in (("unseen", "unseen combos"), ("seen", "seen combos")):
         for row, title in ROW_MODELS:
             r = out["results"][name][row]
             lines.append(f"| {title} | {label} | {r['n_images']} | {_f(r['pixel_mae'])} | {_f(r['pixel_accuracy'], True)} "
-                         f"| {_f(r['exact_combo'], True)} | {_f(r['image_mae'])} | {r['unseen_pixels']} "
-                         f"| {_f(r['unseen_mae'])} | {_f(r['unseen_exact'], True)} |")
+                         f"| {_f(r['exact_combo'], True)} | {_f(r['exact_seen_lesion'], True)} | {_f(r['image_mae'])} "
+                         f"| {r['unseen_pixels']} | {_f(r['unseen_mae'])} | {_f(r['unseen_sign_accuracy'], True)} "
+                         f"| {_f(r['unseen_exact'], True)} |")
     lines += ["", "Per-sign pixel MAE (erythema / papulation / excoriation / lichenification):", "",
               "| model | unseen combos | seen combos |", "|---|---|---|"]
     for row, title in ROW_MODELS:
@@ -306,18 +316,34 @@ def table(out: dict) -> str:
 BEGIN, END = "<!-- table: written by bench/bench_unseen_combos.py -->", "<!-- /table -->"
 
 
+def _generator_version() -> str:
+    """The commit the synthetic generator comes from (the data change when it does)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "model/synth*.py"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" with uncommitted edits to model/synth*.py" if dirty else "")
+
+
 def settings(a: argparse.Namespace, out: dict, minutes: float) -> str:
     fit = out["fits"]["regression"]
-    return (f"Command: `.venv/bin/python bench/bench_unseen_combos.py --n {a.n} --size {a.size} --epochs {a.epochs} "
+    return (f"Generator: model/synth.py at commit {_generator_version()}.\n\n"
+            f"Command: `.venv/bin/python bench/bench_unseen_combos.py --n {a.n} --size {a.size} --epochs {a.epochs} "
             f"--batch-size {a.batch_size} --encoder {a.encoder} --holdout {a.holdout} --seed {a.seed} "
-            f"--data-seed {a.data_seed} --doc {a.doc}`\n\n"
+            f"--data-seed {a.data_seed} --threads {a.threads} --doc {a.doc}`\n\n"
             f"Settings: {a.n} synthetic images at {a.size} px (data seed {a.data_seed}); {len(out['held'])} of "
             f"{out['n_tuples']} observed image tuples held out (split seed {a.seed}); images train / seen test / "
             f"unseen test = {out['sizes']['train']} / {out['sizes']['seen']} / {out['sizes']['unseen']}; "
             f"{100 * out['masked_frac']:.1f}% of fully annotated training pixels masked out of both losses; "
             f"{a.encoder} U-Net with FiLM(age, sex), AdamW lr 2e-3, warm-up + cosine, {a.epochs} epochs = "
             f"{fit['steps']} steps of batch {a.batch_size} for both models, full augmentation, bf16 autocast, "
-            f"{a.threads} CPU threads; training {fit['seconds'] / 60:.1f} min (regression) and "
+            f"{a.threads} CPU thread(s); training {fit['seconds'] / 60:.1f} min (regression) and "
             f"{out['fits']['classifier']['seconds'] / 60:.1f} min (classifier); {minutes:.1f} min in all.")
 
 
@@ -334,9 +360,9 @@ def write_doc(path: Path, md: str, note: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--encoder", default="mobilenet_v2")
     ap.add_argument("--holdout", type=float, default=0.2, help="fraction of observed tuples held out")

@@ -230,8 +230,9 @@ def _jpeg(arr: np.ndarray, path: Path, orientation: int = 1, quality: int = 90) 
     return path
 
 
-def synthetic_photos(folder: Path, n_batch: int = BATCH_IMAGES, seed: int = 0) -> dict:
-    """A 512 px JPEG, a 12-MP JPEG (EXIF-rotated) and n_batch 512 px JPEGs, from `model.synth` skin."""
+def synthetic_photos(folder: Path, n_batch: int = BATCH_IMAGES, seed: int = 0,
+                     photo_size: tuple[int, int] = PHOTO_12MP) -> dict:
+    """A 512 px JPEG, a 12-MP JPEG (EXIF-rotated; `photo_size` as stored) and n_batch 512 px JPEGs, from `model.synth` skin."""
     import cv2
 
     from model.synth import plan_patients
@@ -242,7 +243,7 @@ def synthetic_photos(folder: Path, n_batch: int = BATCH_IMAGES, seed: int = 0) -
     skin, _ = render(rng, patient, draw_params(rng, patient), 512, 3)
     folder.mkdir(parents=True, exist_ok=True)
     small = _jpeg(skin, folder / "photo_512.jpg")
-    h, w = PHOTO_12MP
+    h, w = photo_size
     big = cv2.resize(skin[:384], (w, h), interpolation=cv2.INTER_CUBIC).astype(np.int16)
     # pore-scale luminance texture, so the JPEG has a phone photo's size (~3 MB) and decode cost
     grain = rng.integers(-9, 10, (h // 2, w // 2), dtype=np.int16)
@@ -354,7 +355,8 @@ def _peak_memory(model_dir: Path, image: Path, backend: str, threads: int | None
 
 
 def run_bench(model_dir: str | Path, repeats: int = 10, backend: str = "auto", threads: int | None = None,
-              workdir: str | Path | None = None, memory: bool = True) -> dict:
+              workdir: str | Path | None = None, memory: bool = True,
+              photo_size: tuple[int, int] = PHOTO_12MP) -> dict:
     """Measure everything; return the report (see bench_cli for the table)."""
     import torch
 
@@ -370,7 +372,7 @@ def run_bench(model_dir: str | Path, repeats: int = 10, backend: str = "auto", t
     xb = torch.rand(1, c, s, s)
     with tempfile.TemporaryDirectory(prefix="dermsev-bench-") as tmp:
         folder = Path(workdir) if workdir else Path(tmp)
-        photos = synthetic_photos(folder)
+        photos = synthetic_photos(folder, photo_size=photo_size)
         logs = {case: {k: [] for k in STAGES} for case in ("512px", "12mp")}
         base_log: list[float] = []
         with torch.inference_mode():
@@ -409,6 +411,7 @@ def run_bench(model_dir: str | Path, repeats: int = 10, backend: str = "auto", t
         "backend_report": {k: v for k, v in predictor.backend_report.items() if k != "machine"},
         "load_s": round(load_s, 2),
         "working_size": s,
+        "photo_px": f"{photo_size[0]}x{photo_size[1]} stored, EXIF orientation 6",
         "preview_side": predictor.preview_side,
         "repeats": repeats,
         "cases": cases,
@@ -470,11 +473,15 @@ def format_report(r: dict) -> str:
 
 
 def bench_cli(model_dir: str | Path, json_out: str | None = None, repeats: int = 10, backend: str = "auto",
-              threads: int | None = None) -> dict:
-    """`dermsev bench`: print the table; with json_out, also write the report as JSON."""
+              threads: int | None = None, photo_size: tuple[int, int] = PHOTO_12MP, memory: bool = True) -> dict:
+    """`dermsev bench`: print the table; with json_out, also write the report as JSON.
+
+    backend, threads: as for Predictor; photo_size: (H, W) of the large photo as stored
+    (default 12 MP; tests pass a smaller one); memory: measure peak memory in a subprocess."""
     if repeats < 1:
         raise DermsevError(f"--repeats must be at least 1, got {repeats}")
-    report = run_bench(model_dir, repeats=repeats, backend=backend, threads=threads)
+    report = run_bench(model_dir, repeats=repeats, backend=backend, threads=threads, photo_size=photo_size,
+                       memory=memory)
     print(format_report(report))
     if json_out:
         Path(json_out).write_text(json.dumps(report, indent=2) + "\n")

@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("dataset")
     e.add_argument("--split", default="test", choices=["test", "val", "train", "all"])
     e.add_argument("--json", dest="json_out")
-    e.add_argument("--seed", type=int, default=0, help="split seed when the manifest has no split column")
+    e.add_argument("--seed", type=int, help="split seed when the manifest has no split column "
+                   "(default: the seed the model was trained with)")
 
     pr = sub.add_parser("predict", help="score images")
     pr.add_argument("model_dir", help="MODEL_DIR, or 'demo' for the bundled model")

@@ -18,14 +18,20 @@ from model.metrics import METRIC_KEYS, SignAccumulator, mean_over_signs
 from model.splits import assign_splits
 
 
-def evaluate(predictor: Predictor, dataset_dir: str | Path, split: str = "test", seed: int = 0, progress: bool = False) -> tuple[dict, dict]:
-    """Returns (SPEC's JSON dict, confusion matrices {sign: (L, L) list}) for one split."""
+def evaluate(predictor: Predictor, dataset_dir: str | Path, split: str = "test", seed: int | None = None, progress: bool = False) -> tuple[dict, dict]:
+    """Returns (SPEC's JSON dict, confusion matrices {sign: (L, L) list}) for one split.
+
+    seed: split seed for rows without a `split` column; default the model's training seed and
+    fractions, so "test" is the split training held out (not images it trained on).
+    """
     ds = load_dataset(dataset_dir)
     if list(ds.spec.signs) != predictor.signs:
         raise DermsevError(f"{dataset_dir}: dataset signs {list(ds.spec.signs)} differ from the model's {predictor.signs}")
     if len(ds.spec.channels) != len(predictor.channels):
         raise DermsevError(f"{dataset_dir}: dataset has {len(ds.spec.channels)} channels, the model expects {len(predictor.channels)}")
-    assign_splits(ds.records, seed=seed)
+    settings = predictor.config.get("training", {}).get("settings", {})
+    assign_splits(ds.records, seed=int(settings.get("seed", 0)) if seed is None else seed,
+                  val_frac=settings.get("val_frac", 0.15), test_frac=settings.get("test_frac", 0.15))
     recs = ds.subset(split)
     if not recs:
         raise DermsevError(f"{dataset_dir}: no images in split {split!r}")
@@ -80,7 +86,7 @@ def format_table(result: dict, confusion: dict, label_names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def evaluate_cli(model_dir, dataset: str, split: str, json_out: str | None, seed: int = 0) -> None:
+def evaluate_cli(model_dir, dataset: str, split: str, json_out: str | None, seed: int | None = None) -> None:
     predictor = load_model(model_dir)
     result, confusion = evaluate(predictor, dataset, split, seed=seed, progress=True)
     print(format_table(result, confusion, predictor.label_names))

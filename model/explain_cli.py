@@ -44,12 +44,13 @@ def _safe(name: str) -> str:
 def overlay(rgb: np.ndarray, projected: np.ndarray, alpha: float = 0.65) -> np.ndarray:
     """(h, w, 3) uint8 photo + (h, w) map on 0..1 -> (h, w, 3) uint8, inferno colours.
 
-    The colour's opacity grows with the map (alpha * value), so zero saliency leaves the
-    photo as it is and the strongest pixels are mostly colour.
+    The colour's opacity grows with the map (alpha * sqrt(value): saliency is sparse, the
+    square root keeps its mid values visible), so zero saliency leaves the photo as it is
+    and the strongest pixels are mostly colour.
     """
     p = np.clip(np.nan_to_num(projected.astype(np.float32)), 0.0, 1.0)
     heat = cv2.applyColorMap((p * 255 + 0.5).astype(np.uint8), cv2.COLORMAP_INFERNO)[:, :, ::-1]
-    a = (alpha * p)[:, :, None]
+    a = (alpha * np.sqrt(p))[:, :, None]
     return np.clip((1 - a) * rgb.astype(np.float32) + a * heat.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
 
 

@@ -23,6 +23,7 @@ import io
 import itertools
 import math
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -136,7 +137,7 @@ class Prediction:
         out = np.empty((len(self.work_maps), h, w), np.float16)
         for k, m in enumerate(self.work_maps):  # one float32 plane at a time keeps the peak low
             plane = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
-            torch.from_numpy(out[k]).copy_(torch.from_numpy(plane))  # vectorised f32 -> f16, 4x numpy's speed
+            cv2.multiply(plane, 1.0, dst=out[k], dtype=cv2.CV_16F)  # f32 -> f16 as numpy rounds, ~4x faster
         return out
 
     def preview(self, max_side: int = PREVIEW_SIDE) -> tuple[np.ndarray, np.ndarray]:
@@ -146,10 +147,13 @@ class Prediction:
         ph, pw = max(1, round(h * scale)), max(1, round(w * scale))
         rgb = to_uint8_rgb(self.image)
         if rgb.shape[:2] != (ph, pw):
-            big = rgb.shape[0] > ph or rgb.shape[1] > pw
-            rgb = _resize(rgb, pw, ph, cv2.INTER_AREA if big else cv2.INTER_LINEAR)
-        maps = np.stack([_resize(m, pw, ph, cv2.INTER_LINEAR)[:, :, 0] for m in self.work_maps])
-        return rgb, maps.astype(np.float32)
+            # area averaging where it shrinks a lot (anti-aliasing); bilinear, 5x faster, otherwise
+            shrink = max(rgb.shape[0] / ph, rgb.shape[1] / pw)
+            rgb = _resize(rgb, pw, ph, cv2.INTER_AREA if shrink >= 2 else cv2.INTER_LINEAR)
+        maps = np.empty((len(self.work_maps), ph, pw), np.float32)
+        for k, m in enumerate(self.work_maps):
+            maps[k] = cv2.resize(m, (pw, ph), interpolation=cv2.INTER_LINEAR)
+        return rgb, maps
 
     def as_dict(self) -> dict:
         out = {"scores": self.scores, "labels": self.labels, "affected_area": self.affected_area}
@@ -321,11 +325,16 @@ class Predictor:
     def predict_many(self, images: Iterable[ImageSource], age: float | None = None, sex: str | None = None,
                      batch_size: int = 8, workers: int = 2, ahead: int | None = None) -> Iterator[Prediction | DermsevError]:
         """Score many images, in order, streaming: one Prediction (or the DermsevError of an
-        unreadable file) per input. Decoding runs `workers` threads ahead of the model;
-        consecutive images of the same working shape share one batched forward. Memory is
-        bounded by `ahead` (default 2 x batch_size) decoded images."""
+        unreadable file) per input.
+
+        A pipeline: `workers` threads decode up to `ahead` (default 2 x batch_size) images in
+        advance and summarise finished maps, while the calling thread runs the model;
+        consecutive images of the same working shape share one batched forward. Memory stays
+        bounded by `ahead` + 2 batches of images, whatever the number of inputs.
+        """
         self._check_patient(age, sex)
         ahead = max(ahead or 2 * batch_size, batch_size)
+        end = object()
 
         def safe(src):
             try:
@@ -335,32 +344,40 @@ class Predictor:
             except Exception as exc:  # one bad file, never a lost run
                 return DermsevError(f"{src}: cannot read ({exc.__class__.__name__}: {exc})")
 
-        def run(group: list) -> list[Prediction]:
-            out = self.forward(np.stack([p[1] for p in group]), age, sex)
-            return [self.summarise(p[0], out[i, :, : p[2][0], : p[2][1]], full_size=p.full_size)
-                    for i, p in enumerate(group)]
-
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             it = iter(images)
-            pending = [pool.submit(safe, src) for src in itertools.islice(it, ahead)]
+            pending = deque(pool.submit(safe, src) for src in itertools.islice(it, ahead))
+            done: deque = deque()  # results in input order: DermsevError or Future[Prediction]
             group: list = []
+
+            def flush() -> None:
+                if group:
+                    out = self.forward(np.stack([p[1] for p in group]), age, sex)
+                    for i, p in enumerate(group):
+                        work = out[i, :, : p[2][0], : p[2][1]]
+                        done.append(pool.submit(self.summarise, p[0], work, full_size=p.full_size))
+                    group.clear()
+
             while pending:
-                prep = pending.pop(0).result()
-                nxt = next(it, None)
-                if nxt is not None:
+                prep = pending.popleft().result()
+                nxt = next(it, end)
+                if nxt is not end:
                     pending.append(pool.submit(safe, nxt))
                 if isinstance(prep, DermsevError):
-                    if group:
-                        yield from run(group)
-                    group = []
-                    yield prep
-                    continue
-                if group and (prep[1].shape != group[0][1].shape or len(group) >= batch_size):
-                    yield from run(group)
-                    group = []
-                group.append(prep)
-            if group:
-                yield from run(group)
+                    flush()
+                    done.append(prep)
+                else:
+                    if group and (prep[1].shape != group[0][1].shape or len(group) >= batch_size):
+                        flush()
+                    group.append(prep)
+                # hand out what is finished; wait only when too much is waiting (bounded memory)
+                while done and (isinstance(done[0], DermsevError) or done[0].done() or len(done) > 2 * batch_size):
+                    head = done.popleft()
+                    yield head if isinstance(head, DermsevError) else head.result()
+            flush()
+            while done:
+                head = done.popleft()
+                yield head if isinstance(head, DermsevError) else head.result()
 
     def summarise(self, img: np.ndarray, work: np.ndarray, tta_maps: np.ndarray | None = None,
                   full_size: tuple[int, int] | None = None) -> Prediction:

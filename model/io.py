@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -22,7 +21,7 @@ MAX_PIXELS = 100_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 MIN_SIDE = 32
 
-ImageSource = Union[str, Path, bytes, bytearray, io.BytesIO, Image.Image, np.ndarray]
+ImageSource = str | Path | bytes | bytearray | io.BytesIO | Image.Image | np.ndarray
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 

@@ -1,46 +1,124 @@
 """Interpretable input channel mixing (in the spirit of DCMIX, Siegismund et al. 2023).
 
-C input channels are blended into K composite channels before the encoder; each composite
-is a convex combination (alpha compositing with softmax weights) of the inputs, so the
-weights are non-negative and sum to 1, and their mean over composites reads as channel
-importance.
+C input channels (already standardised per channel) are blended into K composite channels
+before the encoder. Each composite is a convex combination of the inputs (alpha compositing
+with softmax weights, non-negative, each row summing to 1), so the weights read directly as
+"which share of what the network sees comes from channel c", and their mean over the K
+composites is the channel importance (non-negative, sums to 1):
+
+    W[k, c] = softmax_c((logits[k, c] + gate[c]) / temperature)
+    mixed[k] = scale[k] * sum_c W[k, c] x[c] + bias[k]
+    importance[c] = mean_k W[k, c]
+
+Choices, and why (docs/channels.md has the measurements):
+
+- ``gate``: one logit per channel shared by every composite. A composite whose row happens
+  to favour a useless channel is ignored by the encoder and then receives no gradient, so
+  per-row logits alone can keep a noise channel's weight forever; the shared gate collects
+  the gradient of every composite the network does use and pushes the channel down
+  everywhere.
+- ``temperature`` < 1 (default 0.1): divides the logits, which multiplies the optimiser's
+  step on the weights by 1/temperature. With the network's learning rate (~2e-3, Adam) and a
+  few hundred steps, temperature 1 leaves the weights at 1/C to within 1 %; 0.1 lets them
+  follow the data within a short training.
+- Initialisation ``spread`` (default): every channel starts with the same importance 1/C,
+  "equally important until the data says otherwise", but the K composites start as
+  different as possible (``spread_weights``: the identity when C == K). A uniform start
+  (``init="uniform"``, every composite the plain mean of all channels) hands the encoder K
+  copies of one grey image: colour contrast (redness = red against green and blue) is lost,
+  the network learns nothing in a short training, and the weights get no useful gradient.
+- ``entropy()``: mean row entropy, the optional sparsity prior the training loss adds
+  (``TrainConfig.mixing_sparsity``); it makes each composite pick few channels.
+  ``channel_entropy()`` is the entropy of the importance itself.
+- ``scale``/``bias``: a per-composite affine after blending, so a composite of few channels
+  is not stuck at a smaller variance than one of many.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
 
 
-class ChannelMixing(nn.Module):
-    """(B, C, H, W) -> (B, K, H, W); weights softmax(logits) of shape (K, C).
+INITS = ("spread", "uniform")
+SPREAD_FLOOR = 0.1  # share of the uniform mixture in the "spread" start, so no weight starts at 0
 
-    A per-input affine normalisation before blending lets channels of different ranges mix.
+
+def spread_weights(in_channels: int, out_channels: int) -> Tensor:
+    """(K, C) start weights: rows sum to 1, every channel has the same total weight (importance 1/C),
+    and the K composites are as different as possible.
+
+    The C channels, taken in strided order (0, K, 2K, ..., 1, K + 1, ...) so that neighbouring
+    channels such as R, G, B land in different composites, are laid on [0, C); composite k
+    takes the stretch [k C / K, (k + 1) C / K) in proportion to overlap. C == K gives the
+    identity; C < K shares each channel among several composites.
     """
+    c, k = in_channels, out_channels
+    order = [i for start in range(k) for i in range(start, c, k)] if c > k else list(range(c))
+    w = torch.zeros(k, c)
+    step = c / k
+    for row in range(k):
+        lo, hi = row * step, (row + 1) * step
+        for pos, ch in enumerate(order):
+            overlap = min(hi, pos + 1) - max(lo, pos)
+            if overlap > 0:
+                w[row, ch] = overlap / step
+    return w
 
-    def __init__(self, in_channels: int, out_channels: int = 3, temperature: float = 1.0):
+
+class ChannelMixing(nn.Module):
+    """(B, C, H, W) -> (B, K, H, W); weights softmax((logits + gate) / temperature), shape (K, C)."""
+
+    def __init__(self, in_channels: int, out_channels: int = 3, temperature: float = 0.1, init: str = "spread",
+                 init_std: float = 0.01):
         super().__init__()
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError(f"in_channels and out_channels must be >= 1, got {in_channels}, {out_channels}")
-        self.in_channels, self.out_channels, self.temperature = in_channels, out_channels, temperature
-        # Small random logits so composites start different yet near uniform.
-        self.logits = nn.Parameter(0.01 * torch.randn(out_channels, in_channels))
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+        if not (isinstance(init_std, (int, float)) and math.isfinite(init_std) and init_std >= 0):
+            raise ValueError(f"init_std must be a number >= 0, got {init_std!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.temperature = float(temperature)
+        # Logits are stored multiplied by the temperature, so the initial weights are the same
+        # whatever the temperature.
+        start = torch.full((out_channels, in_channels), 1.0 / in_channels)
+        if init == "spread":
+            start = (1 - SPREAD_FLOOR) * spread_weights(in_channels, out_channels) + SPREAD_FLOOR * start
+        noise = init_std * torch.randn(out_channels, in_channels)
+        self.logits = nn.Parameter(temperature * (torch.log(start) + noise))
+        self.gate = nn.Parameter(torch.zeros(in_channels))
         self.scale = nn.Parameter(torch.ones(out_channels, 1, 1))
         self.bias = nn.Parameter(torch.zeros(out_channels, 1, 1))
 
+    def extra_repr(self) -> str:
+        return f"{self.in_channels} -> {self.out_channels}, temperature={self.temperature:g}"
+
     def weights(self) -> Tensor:
         """(K, C) non-negative, each row sums to 1."""
-        return torch.softmax(self.logits / self.temperature, dim=1)
+        return torch.softmax((self.logits + self.gate) / self.temperature, dim=1)
 
     def importance(self) -> Tensor:
-        """(C,) non-negative, sums to 1: how much each input channel feeds the network."""
+        """(C,) non-negative, sums to 1: the share of the composites each input channel feeds."""
         return self.weights().mean(dim=0)
 
     def entropy(self) -> Tensor:
-        """Mean row entropy of the weights: a sparsity prior pushes it down."""
+        """Mean row entropy of the weights (0..log C): a sparsity prior pushes it down."""
         w = self.weights()
-        return -(w * torch.log(w + 1e-8)).sum(dim=1).mean()
+        return -(w * torch.log(w.clamp_min(1e-12))).sum(dim=1).mean()
+
+    def channel_entropy(self) -> Tensor:
+        """Entropy of the importance (0..log C): low when few channels matter."""
+        p = self.importance()
+        return -(p * torch.log(p.clamp_min(1e-12))).sum()
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         mixed = torch.einsum("kc,bchw->bkhw", self.weights().to(x.dtype), x)
-        return mixed * self.scale + self.bias
+        return mixed * self.scale.to(x.dtype) + self.bias.to(x.dtype)

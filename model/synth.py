@@ -21,8 +21,14 @@ import tifffile
 import yaml
 
 from model.errors import DermsevError
-from model.synth_render import (Patient, channel_names, channel_signs, draw_params, draw_patient,
-                                render)
+from model.synth_render import (
+    Patient,
+    channel_names,
+    channel_signs,
+    draw_params,
+    draw_patient,
+    render,
+)
 from model.synth_signs import SIGNS, image_score, mark_unannotated
 
 MAX_SCORE = 3
@@ -59,8 +65,10 @@ def _check(out: Path, n: int, size: int, seed: int, channels: int, workers: int 
     if out.exists() and not out.is_dir():
         raise DermsevError(f"output {out} exists and is a file; give a new or empty folder")
     if out.is_dir() and any(out.iterdir()):
-        raise DermsevError(f"output folder {out} is not empty; give a new or empty folder "
-                           "so no existing data is overwritten")
+        raise DermsevError(
+            f"output folder {out} is not empty; give a new or empty folder "
+            "so no existing data is overwritten"
+        )
 
 
 def plan_patients(seed: int, n: int) -> list[Patient]:
@@ -85,17 +93,29 @@ def _make_one(job: _Job) -> dict[str, object]:
     image, masks = render(rng, job.patient, params, job.size, job.channels)
     masks = mark_unannotated(rng, masks, job.size / 256.0)
     p = job.patient
-    row: dict[str, object] = {"id": job.image_id, "patient_id": p.patient_id, "age": p.age,
-                              "sex": p.sex, "fitzpatrick": p.fitzpatrick}
+    row: dict[str, object] = {
+        "id": job.image_id,
+        "patient_id": p.patient_id,
+        "age": p.age,
+        "sex": p.sex,
+        "fitzpatrick": p.fitzpatrick,
+    }
     if job.channels == 3:
         row["image"] = f"images/{job.image_id}.png"
         cv2.imwrite(str(job.out / row["image"]), image[..., ::-1])
     else:
         row["image"] = f"images/{job.image_id}.tif"
         contig = {"planarconfig": "contig"} if job.channels > 1 else {}
-        tifffile.imwrite(job.out / row["image"], image, photometric="minisblack",
-                         compression="zlib", **contig)
-    for sign, mask in zip(SIGNS, masks):
+        tifffile.imwrite(
+            job.out / row["image"],
+            image,
+            photometric="minisblack",
+            compression="zlib",
+            compressionargs={"level": 3},
+            predictor=True,
+            **contig,
+        )
+    for sign, mask in zip(SIGNS, masks, strict=True):
         if job.write_masks:
             row[f"mask_{sign}"] = f"masks/{job.image_id}_{sign}.png"
             cv2.imwrite(str(job.out / row[f"mask_{sign}"]), mask)
@@ -107,9 +127,16 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already
 
 
-def generate(out: str | Path, n: int = 200, size: int = 256, seed: int = 0, channels: int = 3,
-             image_level_only: bool = False, workers: int | None = None,
-             progress: bool = False) -> Path:
+def generate(
+    out: str | Path,
+    n: int = 200,
+    size: int = 256,
+    seed: int = 0,
+    channels: int = 3,
+    image_level_only: bool = False,
+    workers: int | None = None,
+    progress: bool = False,
+) -> Path:
     """Write a synthetic dataset of n close-up skin photos (size x size px) into `out`.
 
     channels: 3 writes RGB PNGs; any other count writes (H, W, C) uint8 TIFFs with the
@@ -125,8 +152,19 @@ def generate(out: str | Path, n: int = 200, size: int = 256, seed: int = 0, chan
     if not image_level_only:
         (out / "masks").mkdir(exist_ok=True)
     width = max(4, len(str(n)))
-    jobs = [_Job(out, i, f"img{i + 1:0{width}d}", int(seed), int(size), int(channels),
-                 not image_level_only, p) for i, p in enumerate(plan_patients(int(seed), int(n)))]
+    jobs = [
+        _Job(
+            out,
+            i,
+            f"img{i + 1:0{width}d}",
+            int(seed),
+            int(size),
+            int(channels),
+            not image_level_only,
+            p,
+        )
+        for i, p in enumerate(plan_patients(int(seed), int(n)))
+    ]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -136,13 +174,15 @@ def generate(out: str | Path, n: int = 200, size: int = 256, seed: int = 0, chan
     if workers == 1 or n < 4 * workers:
         for job in jobs:
             rows.append(_make_one(job))
-            bar and bar.update()
+            if bar is not None:
+                bar.update()
     else:
         with mp.get_context().Pool(workers, initializer=_init_worker) as pool:
             for row in pool.imap(_make_one, jobs, chunksize=max(1, min(16, n // (8 * workers)))):
                 rows.append(row)
-                bar and bar.update()
-    if bar:
+                if bar is not None:
+                    bar.update()
+    if bar is not None:
         bar.close()
     _write_manifest(out / "manifest.csv", rows, image_level_only)
     _write_yaml(out / "dataset.yaml", channels)
@@ -161,13 +201,18 @@ def _write_manifest(path: Path, rows: list[dict[str, object]], image_level_only:
 
 
 def _write_yaml(path: Path, channels: int) -> None:
-    meta: dict[str, object] = {"signs": list(SIGNS), "max_score": MAX_SCORE,
-                               "channels": channel_names(channels), "labels": LABELS,
-                               "synthetic": True}
+    meta: dict[str, object] = {
+        "signs": list(SIGNS),
+        "max_score": MAX_SCORE,
+        "channels": channel_names(channels),
+        "labels": LABELS,
+        "synthetic": True,
+    }
     if channels != 3:
         meta["channel_signs"] = channel_signs(channels)
-    path.write_text(yaml.safe_dump(meta, sort_keys=False, default_flow_style=None),
-                    encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump(meta, sort_keys=False, default_flow_style=None), encoding="utf-8"
+    )
 
 
 def render_gallery(dataset_dir: str | Path, out_png: str | Path, n: int = 4) -> Path:

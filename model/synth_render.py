@@ -53,8 +53,14 @@ def channel_names(channels: int) -> list[str]:
 
 def channel_signs(channels: int) -> dict[str, list[str]]:
     """Ground truth: which signs each channel carries information about."""
-    carries = {"gray": RGB_SIGNS, "red": RGB_SIGNS, "green": RGB_SIGNS, "blue": RGB_SIGNS,
-               "cross_polarised": ["erythema"], "uv": ["excoriation", "lichenification"]}
+    carries = {
+        "gray": RGB_SIGNS,
+        "red": RGB_SIGNS,
+        "green": RGB_SIGNS,
+        "blue": RGB_SIGNS,
+        "cross_polarised": ["erythema"],
+        "uv": ["excoriation", "lichenification"],
+    }
     return {name: list(carries.get(name, [])) for name in channel_names(channels)}
 
 
@@ -62,8 +68,12 @@ def draw_patient(rng: np.random.Generator, patient_id: str) -> Patient:
     """A patient: eczema is common in children, so ~40% are under 18."""
     age = int(rng.integers(1, 18)) if rng.random() < 0.4 else int(rng.integers(18, 91))
     fitz = int(rng.choice(6, p=[0.13, 0.2, 0.2, 0.18, 0.15, 0.14])) + 1
-    tone = tuple(float(v) for v in rng.normal(1.0, 0.035, 3) * rng.normal(1.0, 0.05))
-    hair_shade = float(rng.uniform(0.3, 0.9) if fitz <= 2 and rng.random() < 0.5 else rng.uniform(0, 0.25))
+    # Individual tone: a little more or less melanin and blood than the type's average.
+    od = rng.normal(0, 0.12) * sk.MELANIN + rng.normal(0, 0.08) * sk.HAEMOGLOBIN
+    tone = tuple(float(v) for v in np.exp(-od) * rng.normal(1.0, 0.04))
+    hair_shade = float(
+        rng.uniform(0.3, 0.9) if fitz <= 2 and rng.random() < 0.5 else rng.uniform(0, 0.25)
+    )
     return Patient(patient_id, age, str(rng.choice(["F", "M"])), fitz, tone, hair_shade)
 
 
@@ -76,9 +86,14 @@ def draw_params(rng: np.random.Generator, patient: Patient) -> SampleParams:
     if patient.age < 13:
         mean *= 0.25
     theta = rng.uniform(0, np.pi)
-    angles = (theta, theta + rng.uniform(0.9, 1.7), theta + rng.uniform(0.3, 2.8))
-    return SampleParams(sev, background, int(rng.poisson(mean)), float(rng.uniform(0, 2 * np.pi)),
-                        tuple(float(a) for a in angles))
+    angles = (theta, theta + rng.uniform(0.7, 1.4), theta + rng.uniform(0.3, 2.8))
+    return SampleParams(
+        sev,
+        background,
+        int(rng.poisson(mean)),
+        float(rng.uniform(0, 2 * np.pi)),
+        tuple(float(a) for a in angles),
+    )
 
 
 def line_depth(age: float) -> float:
@@ -86,8 +101,9 @@ def line_depth(age: float) -> float:
     return 0.12 + 0.5 * (age / 90.0) ** 1.5
 
 
-def render(rng: np.random.Generator, patient: Patient, params: SampleParams, size: int,
-           channels: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def render(
+    rng: np.random.Generator, patient: Patient, params: SampleParams, size: int, channels: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """One sample: image (H, W, C) uint8 and masks (signs, H, W) uint8 on 0..3 (no 255 yet)."""
     h = w = size
     s = size / 256.0
@@ -96,41 +112,57 @@ def render(rng: np.random.Generator, patient: Patient, params: SampleParams, siz
     else:
         dist = np.full((h, w), 1e4, np.float32)
     masks = sg.lesion_masks(rng, params.severities, dist > 0, s)
-    ie, ip, ix, il = (sg.intensity(m, sig * s) for m, sig in zip(masks, (3.0, 1.2, 1.0, 2.0)))
+    ie, ip, _, il = (
+        sg.intensity(m, sig * s) for m, sig in zip(masks, (3.0, 1.2, 1.0, 2.0), strict=True)
+    )
 
     # Relief (px): fine texture, pores, age-dependent lines; lichenification coarsens them.
     lines = sk.line_field(rng, h, w, list(params.line_angles), 10.5 * s, 0.9 * s, s)
-    coarse = sk.line_field(rng, h, w, list(params.line_angles[:2]), 19 * s, 1.9 * s, s)
+    coarse = sk.line_field(rng, h, w, list(params.line_angles[:2]), 16 * s, 3.0 * s, s, 1.4, 0.7)
     depth = line_depth(patient.age) * (1 - 0.25 * ip / 3) + 0.12 * il
-    cavity = lines * depth + coarse * 0.4 * il + sk.pores(rng, h, w, s) * 0.3 * (1 - il / 6)
+    cavity = lines * depth + coarse * 0.28 * il + sk.pores(rng, h, w, s) * 0.3 * (1 - il / 6)
     bumps, swelling = sg.papules(rng, ip, s)
     ero, crust = sg.excoriation(rng, masks[2], s)
-    height = (0.09 * sk.fractal(rng, h, w, 3 * s, 2) - cavity + bumps + swelling
-              + 0.45 * (il / 3) * sk.fractal(rng, h, w, 7 * s, 2)
-              + crust * (0.8 + 0.2 * sk.noise(rng, h, w, 1.0)))
+    height = (
+        0.09 * sk.fractal(rng, h, w, 3 * s, 2)
+        - cavity
+        + bumps
+        + swelling
+        + 0.45 * (il / 3) * sk.fractal(rng, h, w, 7 * s, 2)
+        + crust * (0.8 + 0.2 * sk.noise(rng, h, w, 1.0))
+    )
 
     # Colour through chromophores: melanin (mottling, lichen hyperpigmentation), haemoglobin.
-    mel = (0.08 * sk.fractal(rng, h, w, 60 * s, 3) + 0.03 * sk.noise(rng, h, w, 6 * s)
-           + (0.06 + 0.03 * patient.fitzpatrick) * il / 3)
+    mel = (
+        0.08 * sk.fractal(rng, h, w, 60 * s, 3)
+        + 0.03 * sk.noise(rng, h, w, 6 * s)
+        + (0.06 + 0.03 * patient.fitzpatrick) * il / 3
+    )
     halo = cv2.GaussianBlur(ero, (0, 0), max(0.3, 2.0 * s))
-    hb = (0.05 + 0.035 * sk.fractal(rng, h, w, 35 * s, 2)
-          + 0.21 * ie * (1 + 0.15 * sk.noise(rng, h, w, 12 * s))
-          + 0.05 * bumps + 0.05 * ip + 0.2 * halo)
+    hb = (
+        0.05
+        + 0.035 * sk.fractal(rng, h, w, 35 * s, 2)
+        + 0.21 * ie * (1 + 0.15 * sk.noise(rng, h, w, 12 * s))
+        + 0.05 * bumps
+        + 0.05 * ip
+        + 0.2 * halo
+    )
     base = sk.SKIN_TONES[patient.fitzpatrick - 1] * np.array(patient.tone, np.float32)
     rgb = base * np.exp(-(mel[..., None] * sk.MELANIN + hb[..., None] * sk.HAEMOGLOBIN))
     grey = rgb.mean(axis=2, keepdims=True)
     rgb += (grey - rgb) * (0.12 * il / 3)[..., None]  # thickened skin looks dull and greyish
-    ero_col = 0.5 * rgb * np.array([1.0, 0.55, 0.55], np.float32) + np.array([0.3, 0.1, 0.09], np.float32)
+    ero_col = 0.5 * rgb * np.array([1.0, 0.55, 0.55], np.float32) + np.array(
+        [0.3, 0.1, 0.09], np.float32
+    )
     rgb += (ero_col - rgb) * ero[..., None]
-    crust_col = (np.array([0.55, 0.42, 0.22], np.float32) if rng.random() < 0.1
-                 else np.array([0.33, 0.1, 0.07], np.float32))
-    rgb += (crust_col - rgb) * np.clip(1.4 * crust, 0, 1)[..., None]
+    crust_col = np.float32([0.4, 0.13, 0.09]) * rng.uniform(0.8, 1.1)
+    rgb += (crust_col - rgb) * np.clip(crust, 0, 1)[..., None]
 
     # Shading: the light comes from the bright side of the illumination gradient.
     light, phi = sk.lighting(rng, h, w)
     sheen = rng.uniform(0.15, 0.45) * (1 + 0.25 * sk.noise(rng, h, w, 30 * s)) + 0.15 * ip / 3
     diffuse, spec = sk.shade(height, phi, rng.uniform(0.85, 1.25), sheen, rng.uniform(18, 35))
-    rgb *= (diffuse * (1 - 0.22 * np.clip(cavity, 0, 2)))[..., None]
+    rgb *= (diffuse * (1 - 0.18 * np.clip(cavity, 0, 2)))[..., None]
     rgb += spec[..., None] * 0.8
 
     hair_a = sk.hair(rng, h, w, params.hair_count, s, params.hair_direction)
@@ -168,8 +200,14 @@ def render(rng: np.random.Generator, patient: Patient, params: SampleParams, siz
         "cross_polarised": vis * (0.28 + 0.2 * ie + 0.03 * sk.fractal(rng, h, w, 40 * s, 2))
         + 0.012 * sk.noise(rng, h, w, 1.0),
         # UV: surface texture (lichenified lines) and scratches/crusts show dark.
-        "uv": vis * (0.62 - 0.35 * np.clip(lines * depth / 2 + coarse * il / 4, 0, 1)
-                     - 0.35 * ero - 0.45 * np.clip(crust, 0, 1) - 0.05 * il)
+        "uv": vis
+        * (
+            0.62
+            - 0.35 * np.clip(lines * depth / 2 + coarse * il / 4, 0, 1)
+            - 0.35 * ero
+            - 0.45 * np.clip(crust, 0, 1)
+            - 0.05 * il
+        )
         + 0.015 * sk.noise(rng, h, w, 1.0),
     }
     planes = []
@@ -179,6 +217,8 @@ def render(rng: np.random.Generator, patient: Patient, params: SampleParams, siz
             continue
         if name not in extra:  # noise_k: structured noise unrelated to any sign
             cell = rng.uniform(3, 60) * s
-            extra[name] = 0.5 + 0.12 * sk.fractal(rng, h, w, cell, 3) + 0.03 * sk.noise(rng, h, w, 1.0)
+            extra[name] = (
+                0.5 + 0.12 * sk.fractal(rng, h, w, cell, 3) + 0.03 * sk.noise(rng, h, w, 1.0)
+            )
         planes.append(np.clip(extra[name] * 255 + 0.5, 0, 255).astype(np.uint8))
     return np.stack(planes, axis=-1), masks

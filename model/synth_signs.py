@@ -6,6 +6,8 @@ Masks are (H, W) uint8 severity 0..3 per sign; the layers are float32 (H, W) map
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -15,8 +17,9 @@ SIGNS = ("erythema", "papulation", "excoriation", "lichenification")
 IGNORE = 255
 
 
-def lesion_masks(rng: np.random.Generator, severities: tuple[int, ...], skin: np.ndarray,
-                 scale: float) -> np.ndarray:
+def lesion_masks(
+    rng: np.random.Generator, severities: tuple[int, ...], skin: np.ndarray, scale: float
+) -> np.ndarray:
     """Irregular, often overlapping lesions: (signs, H, W) uint8 severity 0..3.
 
     Every sign thresholds a mix of one shared smooth noise field (so lesions overlap, as in
@@ -48,7 +51,9 @@ def intensity(mask: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(m, (0, 0), sigma) if sigma >= 0.3 else m
 
 
-def papules(rng: np.random.Generator, sev: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def papules(
+    rng: np.random.Generator, sev: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Raised papules and oedematous swelling from a papulation intensity map (0..3).
 
     Returns (bumps, swelling): heights in px, (H, W) float32. Density and height of the
@@ -57,9 +62,9 @@ def papules(rng: np.random.Generator, sev: np.ndarray, scale: float) -> tuple[np
     h, w = sev.shape
     p = sev / 3.0
     bumps = np.zeros((h, w), np.float32)
-    for density, sigma in ((0.0065, 1.9 * scale), (0.0012, 3.6 * scale)):
+    for density, sigma in ((0.0065, 2.2 * scale), (0.0012, 4.0 * scale)):
         amp = (rng.random((h, w), dtype=np.float32) < p * density).astype(np.float32)
-        amp *= (0.45 + 0.55 * sev) * rng.uniform(0.7, 1.2, (h, w)).astype(np.float32)
+        amp *= (0.25 + 0.3 * sev) * rng.uniform(0.7, 1.2, (h, w)).astype(np.float32)
         if sigma >= 0.35:
             amp = cv2.GaussianBlur(amp, (0, 0), sigma) * (2 * np.pi * sigma**2)
         bumps += amp
@@ -72,8 +77,9 @@ def _bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, n: int = 7) -> np.nd
     return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
 
 
-def excoriation(rng: np.random.Generator, mask: np.ndarray, scale: float
-                ) -> tuple[np.ndarray, np.ndarray]:
+def excoriation(
+    rng: np.random.Generator, mask: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Scratch marks (groups of parallel nail lines) and crust dots inside the lesion.
 
     mask: (H, W) uint8 severity 0..3. Returns (erosion, crust) alpha maps, (H, W) float32 on
@@ -92,7 +98,7 @@ def excoriation(rng: np.random.Generator, mask: np.ndarray, scale: float
         centre = np.array([xs[j], ys[j]], np.float64)
         sev = int(mask[ys[j], xs[j]])
         ang = rng.uniform(0, np.pi)
-        d = np.array([np.cos(ang), np.sin(ang)])
+        d = np.array([math.cos(ang), math.sin(ang)])
         normal = np.array([-d[1], d[0]])
         length = rng.uniform(15, 35 + 12 * sev) * scale
         spacing = rng.uniform(6, 14) * scale
@@ -105,15 +111,16 @@ def excoriation(rng: np.random.Generator, mask: np.ndarray, scale: float
             bend = normal * rng.normal(0, 0.12) * length
             pts = _bezier(c - half, c + bend, c + half, 12)
             thick = max(1, int(round((0.3 + 0.4 * sev) * scale)))
-            for a, b in zip(pts[:-1], pts[1:]):  # broken, uneven scratch
-                value = int(255 * np.clip(0.3 + 0.2 * sev + rng.normal(0, 0.15), 0, 1))
+            for a, b in zip(pts[:-1], pts[1:], strict=True):  # broken, uneven scratch
+                value = int(255 * np.clip(0.25 + 0.15 * sev + rng.normal(0, 0.12), 0, 0.9))
                 seg = np.round(np.stack([a, b]) * 16).astype(np.int32)
                 cv2.polylines(ero, [seg], False, value, thick, cv2.LINE_AA, shift=4)
-            for _ in range(rng.poisson(0.3 + 1.3 * (sev - 1))):
-                q = pts[rng.integers(len(pts))] + rng.normal(0, 0.8 * scale, 2)
-                radius = rng.uniform(0.5, 1.2) * (0.4 + 0.35 * sev) * scale
-                cv2.circle(crust, tuple(int(v) for v in np.round(q * 16)), int(radius * 16),
-                           int(rng.uniform(170, 255)), -1, cv2.LINE_AA, shift=4)
+            for _ in range(rng.poisson(0.2 + 0.9 * (sev - 1))):  # haemorrhagic crust on the line
+                i = int(rng.integers(len(pts) - 2))
+                seg = np.round(pts[i : i + int(rng.integers(2, 4))] * 16).astype(np.int32)
+                cv2.polylines(
+                    crust, [seg], False, int(rng.uniform(150, 240)), thick + 1, cv2.LINE_AA, shift=4
+                )
     inside = cv2.GaussianBlur((mask > 0).astype(np.float32), (0, 0), max(0.3, 0.8 * scale))
     return ero.astype(np.float32) / 255 * inside, crust.astype(np.float32) / 255 * inside
 

@@ -27,15 +27,23 @@ SKIN_TONES = np.array(
 )
 # Optical density per unit of chromophore (Beer-Lambert: colour *= exp(-amount * density)).
 MELANIN = np.array([0.55, 0.80, 1.00], np.float32)  # absorbs blue most: browner
-HAEMOGLOBIN = np.array([0.06, 0.95, 0.70], np.float32)  # absorbs green: redder
+HAEMOGLOBIN = np.array([0.05, 0.9, 0.8], np.float32)  # absorbs green: redder
 
 FABRICS = np.array(
-    [[0.22, 0.30, 0.46], [0.55, 0.55, 0.57], [0.86, 0.87, 0.89], [0.33, 0.52, 0.48],
-     [0.13, 0.13, 0.14], [0.45, 0.14, 0.17], [0.70, 0.62, 0.50]],
+    [
+        [0.22, 0.30, 0.46],
+        [0.55, 0.55, 0.57],
+        [0.86, 0.87, 0.89],
+        [0.33, 0.52, 0.48],
+        [0.13, 0.13, 0.14],
+        [0.45, 0.14, 0.17],
+        [0.70, 0.62, 0.50],
+    ],
     np.float32,
 )
-TABLES = np.array([[0.55, 0.38, 0.22], [0.70, 0.55, 0.36], [0.82, 0.80, 0.76], [0.60, 0.62, 0.65]],
-                  np.float32)
+TABLES = np.array(
+    [[0.55, 0.38, 0.22], [0.70, 0.55, 0.36], [0.82, 0.80, 0.76], [0.60, 0.62, 0.65]], np.float32
+)
 
 
 def noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
@@ -51,8 +59,14 @@ def noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
     return cv2.resize(lattice, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def fractal(rng: np.random.Generator, h: int, w: int, cell: float, octaves: int = 3,
-            persistence: float = 0.5) -> np.ndarray:
+def fractal(
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    cell: float,
+    octaves: int = 3,
+    persistence: float = 0.5,
+) -> np.ndarray:
     """Multi-octave noise, (H, W) float32 normalised to std 1; coarsest features `cell` px."""
     total = np.zeros((h, w), np.float32)
     amp, power = 1.0, 0.0
@@ -71,25 +85,35 @@ def grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return yy, xx
 
 
-def line_field(rng: np.random.Generator, h: int, w: int, angles: list[float], period: float,
-               halfwidth: float, scale: float) -> np.ndarray:
+def line_field(
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    angles: list[float],
+    period: float,
+    halfwidth: float,
+    scale: float,
+    warp: float = 2.6,
+    gate: float = 0.45,
+) -> np.ndarray:
     """Criss-cross skin furrows, (H, W) float32 on 0..1 (1 = bottom of a furrow).
 
     One family of wavy parallel lines per angle (radians), `period` px apart, broken up by
-    a smooth gate so lines fade in and out as on real skin.
+    a smooth gate so lines fade in and out as on real skin. `warp`: waviness (radians of
+    phase); `gate`: how continuous the lines are (higher = fewer breaks).
     """
     yy, xx = grid(h, w)
     out = np.zeros((h, w), np.float32)
     # exp((cos(phi) - 1) / (2 w^2)) ~ exp(-phi^2 / (4 w^2)): furrow half-width in phase = 2w.
     wphase = max(0.08, halfwidth * np.pi / period)
     for k, theta in enumerate(angles):
-        warp = noise(rng, h, w, 50 * scale) * 2.6 + noise(rng, h, w, 16 * scale) * 0.7
+        bend = noise(rng, h, w, 50 * scale) * warp + noise(rng, h, w, 16 * scale) * (warp / 4)
         phase = (xx * math.cos(theta) + yy * math.sin(theta)) * (2 * np.pi / period)
-        phase += warp + rng.uniform(0, 2 * np.pi)
+        phase += bend + rng.uniform(0, 2 * np.pi)
         furrow = np.exp((np.cos(phase) - 1.0) * (1.0 / (2 * wphase**2)))
-        gate = np.clip(0.45 + 0.6 * noise(rng, h, w, 18 * scale), 0.0, 1.0)
+        on = np.clip(gate + 0.6 * noise(rng, h, w, 18 * scale), 0.0, 1.0)
         weight = 1.0 if k < 2 else 0.45
-        out = np.maximum(out, furrow * gate * weight)
+        out = np.maximum(out, furrow * on * weight)
     return out
 
 
@@ -104,8 +128,9 @@ def pores(rng: np.random.Generator, h: int, w: int, scale: float) -> np.ndarray:
     return cv2.GaussianBlur(imp, (0, 0), sigma) * (2 * np.pi * sigma**2)
 
 
-def hair(rng: np.random.Generator, h: int, w: int, count: int, scale: float,
-         direction: float) -> np.ndarray:
+def hair(
+    rng: np.random.Generator, h: int, w: int, count: int, scale: float, direction: float
+) -> np.ndarray:
     """Hair strands as an alpha map, (H, W) float32 on 0..1: thin curved strokes.
 
     Strands share a growth `direction` (radians) with some spread, as on a body site.
@@ -123,8 +148,9 @@ def hair(rng: np.random.Generator, h: int, w: int, count: int, scale: float,
         p1 = (p0 + p2) / 2 + normal * rng.normal(0, 0.18) * length  # bend
         pts = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2
         value = int(rng.uniform(150, 255))
-        cv2.polylines(canvas, [np.round(pts * 16).astype(np.int32)], False, value, thick,
-                      cv2.LINE_AA, shift=4)
+        cv2.polylines(
+            canvas, [np.round(pts * 16).astype(np.int32)], False, value, thick, cv2.LINE_AA, shift=4
+        )
     alpha = canvas.astype(np.float32) / 255.0
     return alpha * min(1.0, 0.35 + 0.65 * scale)  # sub-pixel hairs at small sizes read fainter
 
@@ -155,8 +181,11 @@ def background(rng: np.random.Generator, h: int, w: int, scale: float, kind: str
         colour = FABRICS[rng.integers(len(FABRICS))]
         p = rng.uniform(2.0, 3.5) * scale
         over = (np.floor(u / p) + np.floor(v / p)) % 2 == 0  # plain weave: over, under
-        weave = np.where(over, np.cos(np.pi * (v % p) / p - np.pi / 2) ** 2,
-                         np.cos(np.pi * (u % p) / p - np.pi / 2) ** 2)
+        weave = np.where(
+            over,
+            np.cos(np.pi * (v % p) / p - np.pi / 2) ** 2,
+            np.cos(np.pi * (u % p) / p - np.pi / 2) ** 2,
+        )
         fibre = noise(rng, h, w, 1.0) * 0.05 + noise(rng, h, w, 6 * scale) * 0.05
         folds = 0.18 * noise(rng, h, w, 80 * scale)  # soft folds of the cloth
         tex = (0.82 + 0.22 * weave + fibre) * (1 + folds)
@@ -165,8 +194,9 @@ def background(rng: np.random.Generator, h: int, w: int, scale: float, kind: str
         along = noise(rng, h, w, 60 * scale)
         grain = np.sin(2 * np.pi * (v + 8 * scale * along) / (rng.uniform(4, 9) * scale))
         amount = 0.045 if colour[0] - colour[2] > 0.2 else 0.015  # wood grain vs laminate
-        tex = (1 + amount * grain + 0.03 * noise(rng, h, w, 1.0)
-               + 0.05 * noise(rng, h, w, 40 * scale))
+        tex = (
+            1 + amount * grain + 0.03 * noise(rng, h, w, 1.0) + 0.05 * noise(rng, h, w, 40 * scale)
+        )
     img = colour[None, None, :] * tex[..., None].astype(np.float32)
     img *= rng.uniform(0.85, 1.1)
     if (h, w) != (h0, w0):
@@ -181,25 +211,31 @@ def lighting(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, floa
     yy, xx = grid(h, w)
     phi = rng.uniform(0, 2 * np.pi)
     x, y = xx / w - 0.5, yy / h - 0.5
-    gradient = 1 + rng.uniform(0.08, 0.45) * (x * math.cos(phi) + y * math.sin(phi)) * 2
+    gradient = 1 + rng.uniform(0.08, 0.35) * (x * math.cos(phi) + y * math.sin(phi)) * 2
     cx, cy = rng.normal(0, 0.1, 2)
     r2 = ((x - cx) ** 2 + (y - cy) ** 2) * 2
     vignette = 1 - rng.uniform(0.08, 0.35) * r2
-    return (gradient * vignette * rng.uniform(0.85, 1.08)).astype(np.float32), float(phi)
+    return (gradient * vignette * rng.uniform(0.85, 1.02)).astype(np.float32), float(phi)
 
 
-def shade(height: np.ndarray, phi: float, elevation: float, sheen: np.ndarray | float,
-          shininess: float) -> tuple[np.ndarray, np.ndarray]:
+def shade(
+    height: np.ndarray, phi: float, elevation: float, sheen: np.ndarray | float, shininess: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Diffuse factor (1 on flat skin) and specular highlight from a height map in px.
 
     height: (H, W) float32; phi: light direction in the image plane; elevation: radians.
     """
     hy, hx = np.gradient(height)
-    lx, ly, lz = math.cos(phi) * math.cos(elevation), math.sin(phi) * math.cos(elevation), math.sin(elevation)
+    gy, gx = np.gradient(cv2.GaussianBlur(height, (0, 0), 1.0))  # highlights: broad relief only
+    lx, ly, lz = (
+        math.cos(phi) * math.cos(elevation),
+        math.sin(phi) * math.cos(elevation),
+        math.sin(elevation),
+    )
     norm = np.sqrt(1 + hx * hx + hy * hy)
     diffuse = (lz - hx * lx - hy * ly) / (norm * lz)
     hn = math.sqrt(lx * lx + ly * ly + (lz + 1.0) ** 2)
     hvx, hvy, hvz = lx / hn, ly / hn, (lz + 1.0) / hn  # half vector (light + view)
-    ndoth = np.clip((hvz - hx * hvx - hy * hvy) / norm, 0, 1)
+    ndoth = np.clip((hvz - gx * hvx - gy * hvy) / np.sqrt(1 + gx * gx + gy * gy), 0, 1)
     spec = np.clip(ndoth**shininess - hvz**shininess, 0, None) * sheen
-    return np.clip(diffuse, 0.2, 1.6).astype(np.float32), spec.astype(np.float32)
+    return np.clip(diffuse, 0.35, 1.5).astype(np.float32), spec.astype(np.float32)

@@ -9,6 +9,7 @@ import csv
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
@@ -20,10 +21,25 @@ from PIL import Image
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
 torch.set_num_threads(1)
+# One OpenCV thread too: a process whose OpenCV thread pool has started hangs when it forks
+# worker processes (as `model.synth.generate` does); tests would hang in whatever runs next.
+cv2.setNumThreads(1)
 
 SIGNS = ("erythema", "papulation", "excoriation", "lichenification")
 RGB = ("red", "green", "blue")
 TINY_DECODER = (16, 8, 8, 8, 8)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Machine-level caches (the measured inference backend) go to a temp dir, not ~/.cache."""
+    old = os.environ.get("DERMSEV_CACHE_DIR")
+    os.environ["DERMSEV_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("DERMSEV_CACHE_DIR", None)
+    else:
+        os.environ["DERMSEV_CACHE_DIR"] = old
 
 
 class DatasetWriter:

@@ -65,9 +65,10 @@ def test_one_step_run_gives_the_table(tmp_path):
                     max_steps=1)
     assert set(out["results"]) == {"unseen", "seen"}
     keys = {"n_images", "pixel_mae", "per_sign_mae", "pixel_accuracy", "exact_combo", "image_mae",
-            "unseen_pixels", "unseen_mae", "unseen_exact"}
+            "unseen_pixels", "unseen_mae", "unseen_exact", "exact_seen_lesion",
+            "unseen_sign_accuracy"}
     for rows in out["results"].values():
-        assert set(rows) == {"regression", "argmax", "marginal"}
+        assert set(rows) == {"regression", "argmax", "marginal", "zeros"}
         for r in rows.values():
             assert set(r) == keys and len(r["per_sign_mae"]) == 4
             assert 0 <= r["pixel_accuracy"] <= 1 and r["pixel_mae"] >= 0

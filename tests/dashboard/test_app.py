@@ -14,6 +14,8 @@ from PIL import Image
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
+from model.errors import DermsevError
+
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
 
@@ -48,7 +50,13 @@ def app(monkeypatch, tmp_path, fake_predictor):
 
     monkeypatch.setenv("DERMSEV_DATA", str(tmp_path / "data"))
     monkeypatch.delenv("DERMSEV_MODEL", raising=False)
-    monkeypatch.setattr(model.inference, "load_model", lambda model_dir=None: fake_predictor)
+
+    def load_model(model_dir=None):
+        if model_dir is None:
+            return fake_predictor
+        raise DermsevError(f"{model_dir}: no config.json (not a model directory)")
+
+    monkeypatch.setattr(model.inference, "load_model", load_model)
     st.cache_resource.clear()
     at = AppTest.from_file(APP, default_timeout=30)
     at.run()
@@ -152,3 +160,13 @@ def test_save_and_history(app):
     assert not app.exception
     assert app.selectbox(key="cmp_a").value == 1 and app.selectbox(key="cmp_b").value == 2
     assert any("Change from baseline" in m.value for m in app.markdown)
+
+
+def test_broken_model_directory_is_reported(app):
+    app.text_input(key="model_dir").input("/nowhere")
+    app.run()
+    assert not app.exception
+    assert any("Could not load the model from /nowhere" in e.value for e in app.sidebar.error)
+    app.text_input(key="model_dir").input("")
+    app.run()
+    assert app.title[0].value == "Skin severity assessment"

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from model.augment import AUGMENT_MODES, RGBJitter, apply, eval_transform, jitter_rgb, train_transform
+from model.augment import (
+    AUGMENT_MODES,
+    RGBJitter,
+    apply,
+    eval_transform,
+    jitter_rgb,
+    train_transform,
+)
 from model.errors import DermsevError
 
 IGNORE = 255

@@ -22,23 +22,16 @@ from model.modeldir import load_network, save_model_dir
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, write_tiny_model_module) -> Path:
-    """A tiny random model whose age/sex branch is not the identity, exported to ONNX."""
-    md = write_tiny_model_module(tmp_path_factory.mktemp("export") / "m")
-    net, config = load_network(md)
+def model_dir(tmp_path_factory, tiny_model_dir: Path) -> Path:
+    """The tiny random model with an age/sex branch that is not the identity, exported to ONNX."""
+    md = tmp_path_factory.mktemp("export") / "m"
+    net, config = load_network(tiny_model_dir)
     torch.manual_seed(1)
     with torch.no_grad():  # FiLM starts as the identity; make age and sex matter
         net.tabular.mlp[-1].weight.normal_(0, 0.5)
     save_model_dir(net, config, md)
     export_onnx(md, quiet=True)
     return md
-
-
-@pytest.fixture(scope="module")
-def write_tiny_model_module():
-    from conftest import write_tiny_model
-
-    return write_tiny_model
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.metrics import METRIC_KEYS, SignAccumulator, mean_over_signs, quadratic_weighted_kappa, to_labels
+from model.metrics import (
+    METRIC_KEYS,
+    SignAccumulator,
+    mean_over_signs,
+    quadratic_weighted_kappa,
+    to_labels,
+)
 
 THR = (0.5, 1.5, 2.5)
 

@@ -1,4 +1,5 @@
-"""The page with the real bundled demo model: scores, awkward and broken files, exports."""
+"""The page with real models (a tiny random one, and the bundled demo once it is built):
+scores, awkward and broken files, exports, save."""
 
 from __future__ import annotations
 
@@ -20,10 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "dashboard" / "app.py")
 DEMO = ROOT / "model" / "assets" / "demo" / "config.json"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not DEMO.exists(), reason="the bundled demo model is not built yet"),
-]
+pytestmark = pytest.mark.slow
 
 
 def _skin(h=192, w=256, seed=0):
@@ -83,10 +81,15 @@ def downloads(monkeypatch):
     return seen
 
 
-@pytest.fixture
-def app(monkeypatch, tmp_path):
+@pytest.fixture(params=["tiny", "demo"])
+def app(request, monkeypatch, tmp_path):
     monkeypatch.setenv("DERMSEV_DATA", str(tmp_path / "data"))
-    monkeypatch.delenv("DERMSEV_MODEL", raising=False)
+    if request.param == "tiny":  # a real MODEL_DIR, random weights (tests/conftest.py)
+        monkeypatch.setenv("DERMSEV_MODEL", str(request.getfixturevalue("tiny_model_dir")))
+    elif DEMO.exists():
+        monkeypatch.delenv("DERMSEV_MODEL", raising=False)
+    else:
+        pytest.skip("the bundled demo model is not built yet")
     st.cache_resource.clear()
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
