@@ -141,7 +141,7 @@ def fit(
             sched.step()
             busy += time.perf_counter() - t0
             seen += batch["image"].shape[0]
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
             if deadline is not None and time.monotonic() > deadline:
                 break

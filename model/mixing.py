@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 
 INITS = ("spread", "uniform")
-SPREAD_FLOOR = 0.1  # share of the uniform mixture in the "spread" start, so no weight starts at 0
+SPREAD_FLOOR = 0.5  # share of the uniform mixture in the "spread" start: no weight starts near 0
 
 
 def spread_weights(in_channels: int, out_channels: int) -> Tensor:

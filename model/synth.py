@@ -177,7 +177,8 @@ def generate(
             if bar is not None:
                 bar.update()
     else:
-        with mp.get_context().Pool(workers, initializer=_init_worker) as pool:
+        # spawn, not fork: a forked child can inherit a locked cv2/BLAS thread pool and hang.
+        with mp.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
             for row in pool.imap(_make_one, jobs, chunksize=max(1, min(16, n // (8 * workers)))):
                 rows.append(row)
                 if bar is not None:
