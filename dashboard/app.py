@@ -50,6 +50,12 @@ def sidebar():
         info = predictor.info
         st.caption(f"**{info['name']}** {info['version']}  \n{info['description']}")
         st.caption("Signs: " + ", ".join(predictor.signs))
+        st.markdown("**Overlay colours**")
+        # Also makes the browser load the chart library now, while the form is being
+        # filled in, instead of when the first overlay arrives (~10 s on a slow machine).
+        legend = figures.legend_figure(predictor.thresholds, predictor.max_score,
+                                       predictor.label_names)  # fmt: skip
+        st.plotly_chart(legend, key="legend", config={"displayModeBar": False})
         store = HistoryStore()
         st.header("Patient history")
         st.caption(f"Stored in `{store.folder}` (set DERMSEV_DATA to change).")

@@ -288,6 +288,30 @@ def trend_figure(
     return fig
 
 
+def legend_figure(
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    max_score: float = 3.0,
+    labels: Sequence[str] = DEFAULT_LABELS,
+) -> go.Figure:
+    """The overlay's colour bands as one horizontal bar on 0..max_score, labelled."""
+    _check_bands(thresholds, labels, max_score)
+    edges = [0.0, *thresholds, max_score]
+    fig = go.Figure()
+    for i, (r, g, b, a) in enumerate(band_colors(len(labels))):
+        fig.add_trace(go.Bar(
+            x=[edges[i + 1] - edges[i]], y=[""], base=edges[i], orientation="h",
+            marker=dict(color=f"rgba({r},{g},{b},{max(a, 0.0)})", line=dict(color="#c9d3dd", width=1)),
+            text=labels[i], textposition="inside", insidetextanchor="middle", name=labels[i],
+            hovertemplate=f"{labels[i]}: {edges[i]:g} to {edges[i + 1]:g}<extra></extra>",
+        ))  # fmt: skip
+    fig.update_layout(barmode="overlay", showlegend=False, height=70, bargap=0,
+                      margin=dict(l=5, r=5, t=5, b=20), font=dict(family=_FONT, size=12),
+                      plot_bgcolor="white", paper_bgcolor="white")  # fmt: skip
+    fig.update_xaxes(range=[0, max_score], tickvals=edges, fixedrange=True)
+    fig.update_yaxes(visible=False, fixedrange=True)
+    return fig
+
+
 def channel_importance_figure(importance: Mapping[str, float]) -> go.Figure:
     """Horizontal bars of {channel: weight} (non-negative, summing to 1), largest on top."""
     if not importance:

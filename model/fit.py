@@ -47,11 +47,12 @@ def autocast(precision: str, device: torch.device):
 
 
 def compute_loss(net: DermSevNet, batch: dict, supervision: str, image_weight: float, sparsity: float) -> tuple[torch.Tensor, dict]:
-    maps = net(batch["image"], batch["age"], batch["sex"])
-    zero = maps.sum() * 0
+    raw = net(batch["image"], batch["age"], batch["sex"], raw=True)
+    maps = raw.clamp(0.0, net.cfg.max_score)
+    zero = raw.sum() * 0
     pix, img = zero, zero
     if supervision in ("auto", "pixel"):
-        pix, _ = masked_mae(maps, batch["masks"])
+        pix, _ = masked_mae(raw, batch["masks"])
     if supervision in ("auto", "image"):
         use = torch.ones_like(batch["has_mask"]) if supervision == "image" else ~batch["has_mask"]
         if use.any():

@@ -1,7 +1,7 @@
 """The severity network: [channel mixing] -> U-Net encoder -> FiLM(age, sex) -> decoder -> head.
 
-The head regresses one per-pixel severity per sign on 0..max_score (a bounded regression
-trained with MAE, not a per-combination classifier): it can score combinations of signs
+The head regresses one per-pixel severity per sign, clamped to 0..max_score (a regression
+trained with MAE on the unclamped output, not a per-combination classifier): it can score combinations of signs
 never seen together in training.
 """
 
@@ -100,7 +100,10 @@ class DermSevNet(nn.Module):
         """(B, C, H, W) on 0..1 -> standardised with the training set's per-channel statistics."""
         return (x - self.in_mean) / self.in_std
 
-    def forward(self, x: Tensor, age: Tensor | None = None, sex: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, age: Tensor | None = None, sex: Tensor | None = None, raw: bool = False) -> Tensor:
+        """raw=True returns the unclamped regression (training: an MAE on it never stops
+        learning at the bounds, unlike a squashing sigmoid whose saturated tails starve
+        lesion pixels of gradient); otherwise maps clamped to 0..max_score."""
         b = x.shape[0]
         x = self.normalise(x)
         if self.mixing is not None:
@@ -118,7 +121,8 @@ class DermSevNet(nn.Module):
                 features[i] = features[i] * (1 + g.to(features[i].dtype)) + bt.to(features[i].dtype)
                 start += ch
         logits = self.head(self.decoder(features))
-        return self.cfg.max_score * torch.sigmoid(logits.float())
+        out = logits.float()
+        return out if raw else out.clamp(0.0, self.cfg.max_score)
 
     def channel_importance(self) -> Tensor | None:
         return None if self.mixing is None else self.mixing.importance()

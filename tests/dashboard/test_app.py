@@ -92,7 +92,7 @@ def test_upload_scores_and_offers_exports(app, downloads):
     assert list(table.columns) == ["sign", "score", "label", "affected area %", "uncertainty"]
     assert table["score"].iloc[0] == pytest.approx(round(a.photos[0].scores["erythema"], 2))
     assert table["uncertainty"].iloc[0] == "0.10 - 0.30"
-    assert len(app.get("plotly_chart")) == 4  # overlay + small multiples per photo
+    assert len(app.get("plotly_chart")) == 1 + 4  # legend; overlay + small multiples per photo
     labels = [b.label for b in app.download_button]
     assert labels == ["CSV summary", "JSON summary", "PDF report"]
     rows = list(csv.DictReader(io.StringIO(downloads["dermsev_PT-0042_2026-03-14.csv"].decode())))

@@ -15,6 +15,7 @@ from dashboard.figures import (
     banded_colorscale,
     channel_importance_figure,
     downsample,
+    legend_figure,
     overlay_figure,
     overlay_png,
     small_multiples,
@@ -118,6 +119,15 @@ def test_trend_figure():
     assert names == ["erythema", "EASI"]
     assert list(fig.data[0].customdata) == ["baseline", "-50% from baseline"]
     assert fig.data[1].yaxis == "y2"
+
+
+def test_legend_bands():
+    fig = legend_figure([0.5, 1.5, 2.5], 3.0, ["none", "mild", "moderate", "severe"])
+    assert [t.text for t in fig.data] == ["none", "mild", "moderate", "severe"]
+    assert [t.base for t in fig.data] == [0, 0.5, 1.5, 2.5]
+    assert [t.x[0] for t in fig.data] == [0.5, 1.0, 1.0, 0.5]
+    with pytest.raises(ValueError, match="one label per band"):
+        legend_figure([0.5], 3.0, ["a", "b", "c"])
 
 
 def test_channel_importance_sorted():
