@@ -13,7 +13,7 @@ import sqlite3
 
 import streamlit as st
 
-from dashboard import figures, report, scoring
+from dashboard import charts, figures, report, scoring
 from dashboard.assessment import DISCLAIMER, check_age, check_pseudonym, check_sex
 from dashboard.easi import EASI_SIGNS, REGION_LABELS, REGIONS, compute_easi, easi_sign
 from dashboard.history import HistoryStore
@@ -53,7 +53,7 @@ def sidebar():
         st.markdown("**Overlay colours**")
         # Also makes the browser load the chart library now, while the form is being
         # filled in, instead of when the first overlay arrives (~10 s on a slow machine).
-        legend = figures.legend_figure(predictor.thresholds, predictor.max_score,
+        legend = charts.legend_figure(predictor.thresholds, predictor.max_score,
                                        predictor.label_names)  # fmt: skip
         st.plotly_chart(legend, key="legend", config={"displayModeBar": False})
         store = HistoryStore()

@@ -6,7 +6,7 @@ import sqlite3
 
 import streamlit as st
 
-from dashboard import figures, scoring
+from dashboard import charts, figures, scoring
 from dashboard.easi import REGION_LABELS
 from dashboard.history import HistoryStore
 
@@ -37,7 +37,7 @@ def history_view(store: HistoryStore, current: str = "") -> None:
     if not trend.empty:
         left, right = st.columns([2, 1])
         max_score = store.load(visits[-1].id).max_score
-        fig = figures.trend_figure(trend, max_score=max_score)
+        fig = charts.trend_figure(trend, max_score=max_score)
         left.plotly_chart(fig, key="trend", config=PLOTLY_CONFIG)
         right.markdown("**Change from baseline**")
         right.dataframe(scoring.change_table(trend), hide_index=True)

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from model import augment
+from model.data import IGNORE
 from model.losses import image_mae, masked_mae
 from model.metrics import SignAccumulator, mean_over_signs
 from model.network import DermSevNet
@@ -46,13 +47,32 @@ def autocast(precision: str, device: torch.device):
     return nullcontext()
 
 
-def compute_loss(net: DermSevNet, batch: dict, supervision: str, image_weight: float, sparsity: float) -> tuple[torch.Tensor, dict]:
+def mask_scores(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """EASI-convention scores of (B, S, H, W) uint8 masks (of a crop or a whole image):
+    mean severity over affected (>= 1) annotated pixels, 0 if none. Returns (scores (B, S),
+    annotated (B, S) bool)."""
+    annotated = masks != IGNORE
+    m = masks.float() * annotated
+    affected = (masks >= 1) & annotated
+    n_aff = affected.sum((2, 3))
+    score = (m * affected).sum((2, 3)) / n_aff.clamp(min=1)
+    return score, annotated.any(3).any(2)
+
+
+def compute_loss(net: DermSevNet, batch: dict, supervision: str, image_weight: float, sparsity: float,
+                 region_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
     raw = net(batch["image"], batch["age"], batch["sex"], raw=True)
     maps = raw.clamp(0.0, net.cfg.max_score)
     zero = raw.sum() * 0
     pix, img = zero, zero
     if supervision in ("auto", "pixel"):
         pix, _ = masked_mae(raw, batch["masks"])
+        if region_weight > 0:
+            # The pooled score of the (cropped) masks: a direct signal for the image score,
+            # which the per-pixel median regression alone learns slowly on sparse textures.
+            target, use = mask_scores(batch["masks"])
+            region, _ = image_mae(net.pool(maps, batch["masks"] != IGNORE), target, use)
+            pix = pix + region_weight * region
     if supervision in ("auto", "image"):
         use = torch.ones_like(batch["has_mask"]) if supervision == "image" else ~batch["has_mask"]
         if use.any():
@@ -134,7 +154,8 @@ def fit(
             batch = {k: v.to(device) for k, v in batch.items()}
             batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
             with autocast(precision, device):
-                loss, parts = compute_loss(net, batch, cfg.supervision, cfg.image_loss_weight, cfg.mixing_sparsity)
+                loss, parts = compute_loss(net, batch, cfg.supervision, cfg.image_loss_weight, cfg.mixing_sparsity,
+                                           cfg.region_loss_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

@@ -36,6 +36,7 @@ class TrainConfig:
     image_size: int = 256
     crop_size: int | None = None  # train on random crops (pixel supervision only)
     encoder: str = "mobilenet_v2"
+    encoder_depth: int = 5  # 4 drops the deepest stage: a third of resnet18's weights, same receptive field order
     batch_size: int = 8
     folds: int = 0
     seed: int = 0
@@ -51,6 +52,7 @@ class TrainConfig:
     mixing_sparsity: float = 0.01
     precision: str = "auto"
     image_loss_weight: float = 1.0
+    region_loss_weight: float = 0.5  # pooled-score MAE on masked images/crops, beside the pixel MAE
     half_weights: bool = False
     val_frac: float = 0.15
     test_frac: float = 0.15
@@ -63,6 +65,7 @@ class TrainConfig:
             (self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}"),
             (self.mixing in ("auto", "on", "off"), "mixing must be auto, on or off"),
             (self.epochs >= 1, "--epochs must be at least 1"),
+            (3 <= self.encoder_depth <= 5, "encoder_depth must be 3, 4 or 5"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.image_size >= 32 and self.image_size % 32 == 0, "--image-size must be a multiple of 32, at least 32"),
             (self.folds == 0 or self.folds >= 2, "--folds must be 0 (off) or at least 2"),
@@ -115,6 +118,8 @@ def net_config(ds: Dataset, cfg: TrainConfig, mean: list[float], std: list[float
         channels=ds.spec.channels,
         max_score=ds.spec.max_score,
         encoder=cfg.encoder,
+        encoder_depth=cfg.encoder_depth,
+        decoder_channels=(128, 64, 32, 16, 16)[5 - cfg.encoder_depth:] if cfg.encoder_depth <= 5 else (128,) * cfg.encoder_depth,
         film=cfg.film,
         mixing=mixing,
         mil_pool=cfg.mil_pool,

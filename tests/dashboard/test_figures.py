@@ -1,4 +1,4 @@
-"""Figures: banded colour scale, overlay traces, sizes, trend and PNG rendering."""
+"""Figures and charts: banded colour scale, overlay traces, sizes, trend, legend, PNG."""
 
 from __future__ import annotations
 
@@ -10,16 +10,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from dashboard.charts import channel_importance_figure, legend_figure, trend_figure
 from dashboard.figures import (
     band_colors,
     banded_colorscale,
-    channel_importance_figure,
     downsample,
-    legend_figure,
     overlay_figure,
     overlay_png,
     small_multiples,
-    trend_figure,
 )
 
 SIGNS = ["erythema", "papulation", "excoriation", "lichenification"]
