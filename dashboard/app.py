@@ -13,7 +13,7 @@ import sqlite3
 
 import streamlit as st
 
-from dashboard import charts, figures, report, scoring
+from dashboard import charts, figures, report, scoring, view_explain
 from dashboard.assessment import DISCLAIMER, check_age, check_pseudonym, check_sex
 from dashboard.easi import EASI_SIGNS, REGION_LABELS, REGIONS, compute_easi, easi_sign
 from dashboard.history import HistoryStore
@@ -50,6 +50,7 @@ def sidebar():
         info = predictor.info
         st.caption(f"**{info['name']}** {info['version']}  \n{info['description']}")
         st.caption("Signs: " + ", ".join(predictor.signs))
+        view_explain.channel_importance_sidebar(predictor)  # models with a mixing layer
         st.markdown("**Overlay colours**")
         # Also makes the browser load the chart library now, while the form is being
         # filled in, instead of when the first overlay arrives (~10 s on a slow machine).
@@ -94,13 +95,15 @@ def score_batch(predictor):
     if problems:
         return
     bar = st.progress(0.0, text="Scoring...")
+    files = [(f.name, f.getvalue()) for f in s.uploads]
     batch = scoring.score_files(
-        predictor, [(f.name, f.getvalue()) for f in s.uploads], age=s.age, sex=check_sex(s.sex),
+        predictor, files, age=s.age, sex=check_sex(s.sex),
         region=s.region, tta=s.tta,
         on_progress=lambda i, n, name: bar.progress(i / n, text=f"Scoring {name} ({i + 1}/{n})"),
     )  # fmt: skip
     bar.empty()
     s.upload_errors = batch.errors
+    s.photo_sources = dict(files)  # for "why this score" and the channel view
     s.batch = s.get("batch", 0) + 1  # fresh keys for the new photos' widgets
     s.saved_visit = None
     s.assessment = None
@@ -121,7 +124,7 @@ def prefill_easi():
         st.session_state.setdefault(f"easi_area:{region}", 0)
 
 
-def photo_panel(a, i, photo):
+def photo_panel(a, i, photo, predictor):
     st.subheader(photo.name)
     c, k = st.columns([1.2, 1, 1]), f"{st.session_state.get('batch', 0)}_{i}"
     sign = c[0].selectbox("Sign", a.signs, key=f"sign_{k}")
@@ -129,9 +132,11 @@ def photo_panel(a, i, photo):
     photo.region = c[2].selectbox("Body region", REGIONS, key=f"region_{k}",
                                   index=REGIONS.index(photo.region),
                                   format_func=REGION_LABELS.get)  # fmt: skip
+    data = st.session_state.get("photo_sources", {}).get(photo.name)
+    shown = view_explain.channel_picker(predictor, photo, k, data)  # display only
     left, right = st.columns([1.5, 1])
     fig = figures.overlay_figure(
-        photo.image, photo.maps[a.signs.index(sign)], sign, max_score=a.max_score,
+        shown, photo.maps[a.signs.index(sign)], sign, max_score=a.max_score,
         thresholds=a.thresholds, labels=a.label_names, opacity=opacity,
         title=f"{sign}: {photo.scores[sign]:.2f} ({photo.labels[sign]})",
     )  # fmt: skip
@@ -141,10 +146,11 @@ def photo_panel(a, i, photo):
     right.caption("Score: average severity over the affected skin, 0-3. Uncertainty: lowest "
                   "and highest score under flips (test-time augmentation).")  # fmt: skip
     small = figures.small_multiples(
-        photo.image, photo.maps, a.signs, scores=photo.scores, max_score=a.max_score,
+        shown, photo.maps, a.signs, scores=photo.scores, max_score=a.max_score,
         thresholds=a.thresholds, labels=a.label_names, opacity=opacity,
     )  # fmt: skip
     st.plotly_chart(small, key=f"multiples_{i}", config=PLOTLY_CONFIG)
+    view_explain.why_this_score(predictor, a, photo, k, data, shown)
 
 
 def easi_helper(a):
@@ -211,7 +217,7 @@ def main():
         a = st.session_state.get("assessment")
         if a is not None:
             for i, photo in enumerate(a.photos):
-                photo_panel(a, i, photo)
+                photo_panel(a, i, photo, predictor)
             easi_helper(a)
             exports(a, store)
     with history:

@@ -62,8 +62,29 @@ def evaluate(predictor: Predictor, dataset_dir: str | Path, split: str = "test",
                      **mean_over_signs({s: a.result() for s, a in accs.items()})}
             for f, accs in sorted(by_fitz.items())
         }
+        out["skin_type_gap"] = skin_type_gap(by_fitz, predictor.signs)
     confusion = {s: a.confusion().tolist() for s, a in overall.items()}
     return out, confusion
+
+
+def skin_type_gap(by_fitz: dict[int, dict[str, SignAccumulator]], signs: list[str]) -> dict:
+    """Pixel and image MAE of dark (Fitzpatrick V-VI) over light (I-II) skin, pooled per group.
+
+    A ratio near 1 means dark skin is scored about as well as light skin; None without data.
+    """
+    def pooled(types):
+        accs = [by_fitz[t][s] for t in types if t in by_fitz for s in signs]
+        n_pix = sum(a.n_pix for a in accs)
+        errs = [abs(p - t) for a in accs for p, t in zip(a.pred_scores, a.true_scores, strict=True)]
+        return (sum(a.abs_err for a in accs) / n_pix if n_pix else None,
+                sum(errs) / len(errs) if errs else None)
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    (light_pix, light_img), (dark_pix, dark_img) = pooled((1, 2)), pooled((5, 6))
+    return {"pixel_mae_light": light_pix, "pixel_mae_dark": dark_pix, "pixel_mae_ratio_dark_to_light": ratio(dark_pix, light_pix),
+            "image_mae_light": light_img, "image_mae_dark": dark_img, "image_mae_ratio_dark_to_light": ratio(dark_img, light_img)}
 
 
 def format_table(result: dict, confusion: dict, label_names: list[str]) -> str:
@@ -78,6 +99,9 @@ def format_table(result: dict, confusion: dict, label_names: list[str]) -> str:
         lines += ["", "by Fitzpatrick type (mean over signs)"]
         for t, m in result["by_fitzpatrick"].items():
             lines.append(f"{'type ' + t + ' (n=' + str(m['n_images']) + ')':18s} " + " ".join(f"{f(m[k]):>14s}" for k in METRIC_KEYS))
+    gap = result.get("skin_type_gap")
+    if gap and gap["pixel_mae_ratio_dark_to_light"] is not None:
+        lines.append(f"dark (V-VI) / light (I-II) pixel MAE ratio: {gap['pixel_mae_ratio_dark_to_light']:.2f}")
     short = [n[:8] for n in label_names]
     for sign, cm in confusion.items():
         lines += ["", f"{sign}: image labels, rows = truth, columns = predicted",

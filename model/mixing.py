@@ -10,26 +10,30 @@ composites is the channel importance (non-negative, sums to 1):
     mixed[k] = scale[k] * sum_c W[k, c] x[c] + bias[k]
     importance[c] = mean_k W[k, c]
 
-Choices, and why (docs/channels.md has the measurements):
+``logits`` fix each composite's "colour" (which channels it favours, as DCMIX gives each
+channel a colour); ``gate`` is one learned logit per channel, shared by every composite, so
+W[k, c] is proportional to start[k, c] * exp(gate[c] / temperature). Choices, and why
+(docs/channels.md has the measurements):
 
-- ``gate``: one logit per channel shared by every composite. A composite whose row happens
-  to favour a useless channel is ignored by the encoder and then receives no gradient, so
-  per-row logits alone can keep a noise channel's weight forever; the shared gate collects
-  the gradient of every composite the network does use and pushes the channel down
-  everywhere.
+- Only the per-channel ``gate`` is learned by default (``learn_rows=False``; ``logits`` is
+  then a buffer). With free per-row logits, a composite the encoder does not need collects
+  no gradient, and whatever channel it happens to favour, noise included, keeps its weight:
+  on 6-channel synthetic data the noise channel then outranked red, green and blue. A
+  channel's gate is shared by all composites, so the only way to silence it is to lower its
+  importance. ``learn_rows=True`` also learns the rows (more freedom, weaker reading).
 - ``temperature`` < 1 (default 0.1): divides the logits, which multiplies the optimiser's
-  step on the weights by 1/temperature. With the network's learning rate (~2e-3, Adam) and a
-  few hundred steps, temperature 1 leaves the weights at 1/C to within 1 %; 0.1 lets them
-  follow the data within a short training.
-- Initialisation ``spread`` (default): every channel starts with the same importance 1/C,
-  "equally important until the data says otherwise", but the K composites start as
-  different as possible (``spread_weights``: the identity when C == K). A uniform start
-  (``init="uniform"``, every composite the plain mean of all channels) hands the encoder K
-  copies of one grey image: colour contrast (redness = red against green and blue) is lost,
-  the network learns nothing in a short training, and the weights get no useful gradient.
+  step on the weights by 1/temperature. At the training learning rate (2e-3, AdamW) and a
+  few hundred steps, temperature 1 leaves the weights within a few percent of 1/C.
+- Start ``spread`` (default): every channel starts with the same importance 1/C ("equally
+  important until the data says otherwise"), but the K composites start as different as
+  possible: half ``spread_weights`` (the identity when C == K), half uniform, so every
+  channel is in every composite and its gate hears from all of them. A uniform start
+  (``init="uniform"``: every composite the plain mean of all channels) hands the encoder K
+  copies of one grey image; colour contrast (redness = red against green and blue) is lost
+  and in a short training the network learned nothing (pixel MAE = the all-zero answer).
 - ``entropy()``: mean row entropy, the optional sparsity prior the training loss adds
-  (``TrainConfig.mixing_sparsity``); it makes each composite pick few channels.
-  ``channel_entropy()`` is the entropy of the importance itself.
+  (``TrainConfig.mixing_sparsity``); with fixed rows it can only lower it by concentrating
+  the gates on few channels. ``channel_entropy()`` is the entropy of the importance.
 - ``scale``/``bias``: a per-composite affine after blending, so a composite of few channels
   is not stuck at a smaller variance than one of many.
 """
@@ -40,7 +44,6 @@ import math
 
 import torch
 from torch import Tensor, nn
-
 
 INITS = ("spread", "uniform")
 SPREAD_FLOOR = 0.5  # share of the uniform mixture in the "spread" start: no weight starts near 0
@@ -69,10 +72,15 @@ def spread_weights(in_channels: int, out_channels: int) -> Tensor:
 
 
 class ChannelMixing(nn.Module):
-    """(B, C, H, W) -> (B, K, H, W); weights softmax((logits + gate) / temperature), shape (K, C)."""
+    """(B, C, H, W) -> (B, K, H, W); weights softmax((logits + gate) / temperature), shape (K, C).
+
+    Args: in_channels C >= 1; out_channels K >= 1 (composites fed to the encoder);
+    temperature > 0; init "spread" or "uniform"; init_std: noise on the start logits (learned rows only);
+    learn_rows: learn the per-composite logits too (default: only the per-channel gate).
+    """
 
     def __init__(self, in_channels: int, out_channels: int = 3, temperature: float = 0.1, init: str = "spread",
-                 init_std: float = 0.01):
+                 init_std: float = 0.01, learn_rows: bool = False, channel_dropout: float = 0.0):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -81,17 +89,26 @@ class ChannelMixing(nn.Module):
             raise ValueError(f"temperature must be a positive number, got {temperature!r}")
         if not (isinstance(init_std, (int, float)) and math.isfinite(init_std) and init_std >= 0):
             raise ValueError(f"init_std must be a number >= 0, got {init_std!r}")
+        if not (isinstance(channel_dropout, (int, float)) and 0 <= channel_dropout < 1):
+            raise ValueError(f"channel_dropout must be in [0, 1), got {channel_dropout!r}")
         if init not in INITS:
             raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.temperature = float(temperature)
+        self.channel_dropout = float(channel_dropout)
         # Logits are stored multiplied by the temperature, so the initial weights are the same
         # whatever the temperature.
         start = torch.full((out_channels, in_channels), 1.0 / in_channels)
         if init == "spread":
             start = (1 - SPREAD_FLOOR) * spread_weights(in_channels, out_channels) + SPREAD_FLOOR * start
-        noise = init_std * torch.randn(out_channels, in_channels)
-        self.logits = nn.Parameter(temperature * (torch.log(start) + noise))
+        self.learn_rows = bool(learn_rows)
+        # Noise breaks the symmetry between learned rows; fixed rows keep the exact start.
+        noise = init_std * torch.randn(out_channels, in_channels) if self.learn_rows else 0.0
+        logits = temperature * (torch.log(start) + noise)
+        if self.learn_rows:
+            self.logits = nn.Parameter(logits)
+        else:
+            self.register_buffer("logits", logits)
         self.gate = nn.Parameter(torch.zeros(in_channels))
         self.scale = nn.Parameter(torch.ones(out_channels, 1, 1))
         self.bias = nn.Parameter(torch.zeros(out_channels, 1, 1))
@@ -120,5 +137,9 @@ class ChannelMixing(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        if self.training and self.channel_dropout > 0 and self.in_channels > 1:
+            # Flatten whole channels to their mean (0 after standardisation) at random.
+            keep = torch.rand(x.shape[0], self.in_channels, 1, 1, device=x.device) >= self.channel_dropout
+            x = x * keep.to(x.dtype)
         mixed = torch.einsum("kc,bchw->bkhw", self.weights().to(x.dtype), x)
         return mixed * self.scale.to(x.dtype) + self.bias.to(x.dtype)

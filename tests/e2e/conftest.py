@@ -33,6 +33,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SERVER_START_TIMEOUT = 90  # s; `streamlit run` imports torch on 2 busy cores
+SERVER_LOGS: list[Path] = []  # the running servers' logs, printed when a test fails
 
 
 def _tests_helpers():
@@ -52,7 +53,10 @@ def demo_model_ready() -> bool:
 
 @pytest.fixture(scope="session")
 def e2e_model_dir(tmp_path_factory) -> str:
-    """"" (the bundled demo model, as `make run` serves it) or a tiny random MODEL_DIR."""
+    """$DERMSEV_E2E_MODEL, else the bundled demo model ("", as `make run` serves it), else a
+    tiny random MODEL_DIR."""
+    if os.environ.get("DERMSEV_E2E_MODEL"):
+        return os.environ["DERMSEV_E2E_MODEL"]
     if demo_model_ready():
         return ""
     out = tmp_path_factory.mktemp("e2e_model") / "tiny"
@@ -122,21 +126,27 @@ def streamlit_server(tmp_path_factory, e2e_model_dir):
         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
     ]  # fmt: skip
     log_path = work / "streamlit.log"
+    SERVER_LOGS.append(log_path)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        start = time.monotonic()
+        deadline = start + SERVER_START_TIMEOUT
         while not _healthy(url):
             if proc.poll() is not None or time.monotonic() > deadline:
-                why = "exited" if proc.poll() is not None else f"not healthy after {SERVER_START_TIMEOUT} s"
+                why = "exited" if proc.poll() is not None else "not healthy"
                 tail = log_path.read_text(errors="replace")[-3000:]
-                pytest.fail(f"streamlit server {why}; log:\n{tail}", pytrace=False)
+                pytest.fail(
+                    f"streamlit server {why} after {time.monotonic() - start:.0f} s; log:\n{tail}",
+                    pytrace=False,
+                )
             time.sleep(0.5)  # polling the health endpoint, not waiting on the page
         yield url
     finally:
         _stop(proc)
+        SERVER_LOGS.remove(log_path)
 
 
 @pytest.fixture(scope="session")
@@ -151,21 +161,36 @@ def browser(chromium_path):
             b.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
 @pytest.fixture
-def page(browser):
+def page(browser, request, tmp_path):
+    """A 1400x1000 page; on a failed test, a screenshot and the server log's tail are printed."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     try:
         yield pg
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            shot = tmp_path / "failure.png"
+            pg.screenshot(path=str(shot))
+            print(f"page at failure: {shot}")
+            for log in SERVER_LOGS:
+                print(f"--- {log} (tail) ---\n{log.read_text(errors='replace')[-4000:]}")
     finally:
         context.close()
 
 
 @pytest.fixture(scope="session")
 def skin_photo(tmp_path_factory) -> Path:
-    """One synthetic close-up skin photo (256 px PNG) from model.synth."""
+    """One synthetic close-up skin photo (256 px PNG, all four signs present) from model.synth."""
     from model.synth import generate
 
-    ds = generate(tmp_path_factory.mktemp("e2e_photo") / "ds", n=1, size=256, seed=3, workers=1)
+    ds = generate(tmp_path_factory.mktemp("e2e_photo") / "ds", n=1, size=256, seed=5, workers=1)
     return next((ds / "images").glob("*.png"))

@@ -80,22 +80,25 @@ def readme_screenshot(page: Page, path: Path) -> None:
     from PIL import Image
 
     overlay = page.locator(".st-key-overlay_0")
-    overlay.scroll_into_view_if_needed()
     page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollTo(0, 0)")
-    box_top = page.evaluate(
+    bottom = page.evaluate(
         "() => document.querySelector('.st-key-overlay_0').getBoundingClientRect().bottom"
     )
-    height = min(int(box_top) + 24, 1600)
+    height = min(int(bottom) + 24, 1600)
     page.set_viewport_size({"width": 1400, "height": height})
     page.wait_for_function(
         "h => document.querySelector('[data-testid=stMain]').clientHeight >= h - 2", arg=height
     )
     expect(overlay.locator(".main-svg").first).to_be_visible()
+    # Plotly's mode bar shows while the mouse is over a chart: not in the picture.
+    page.add_style_tag(content=".modebar-container { display: none !important; }")
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = path.with_suffix(".raw.png")
     page.screenshot(path=str(raw))
     with Image.open(raw) as img:
-        small = img.convert("RGB").quantize(colors=192, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        small = img.convert("RGB").quantize(
+            colors=192, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
         small.save(path, optimize=True)
     raw.unlink()
 
@@ -142,7 +145,7 @@ def test_upload_score_download_save(page: Page, streamlit_server, skin_photo, tm
         assert r["photo"] == skin_photo.name and r["region"] == "trunk"
         assert 0.0 <= float(r["score"]) <= 3.0 and r["label"] in LABELS
         # The same numbers as on the page.
-        assert f"{float(r['score']):.2f}" == table[r["sign"]][0], (r, table[r["sign"]])
+        assert abs(float(r["score"]) - float(table[r["sign"]][0])) < 0.006, (r, table[r["sign"]])
         assert r["label"] == table[r["sign"]][1]
     total = [r for r in rows if r["record"] == "easi_total"]
     assert len(total) == 1 and 0.0 <= float(total[0]["score"]) <= 72.0
@@ -160,6 +163,8 @@ def test_upload_score_download_save(page: Page, streamlit_server, skin_photo, tm
     page.locator(".st-key-save button").click()
     expect(page.get_by_text(f"Saved as visit #1 of {PSEUDONYM}.")).to_be_visible(timeout=SCORE)
     page.get_by_role("tab", name="History").click()
-    expect(page.locator(".st-key-history_patient")).to_contain_text(PSEUDONYM, timeout=SCORE)
+    expect(page.locator(".st-key-history_patient input[role=combobox]")).to_have_value(
+        PSEUDONYM, timeout=SCORE
+    )
     expect(page.locator(".st-key-trend .main-svg").first).to_be_visible(timeout=SCORE)
     print(f"upload to overlay and table: {upload_to_overlay:.1f} s")

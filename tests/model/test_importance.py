@@ -209,3 +209,31 @@ def test_gradient_importance_on_a_real_network(tmp_path: Path) -> None:
 def test_needs_a_predictor() -> None:
     with pytest.raises(ValueError, match="Predictor"):
         learned_importance(object())
+
+
+# -- end to end on `dermsev synth --channels 6` ----------------------------------------------------
+@pytest.mark.slow
+def test_end_to_end_recovery_on_synthetic_six_channels(tmp_path: Path) -> None:
+    """synth (channel_signs = the truth) -> train with mixing -> config and explain importance."""
+    import json
+
+    from model.synth import generate
+    from model.train import TrainConfig, train
+
+    ds = generate(tmp_path / "ds", n=64, size=64, seed=5, channels=6, workers=1)
+    truth = yaml.safe_load((ds / "dataset.yaml").read_text())["channel_signs"]
+    channels = list(truth)
+    cfg = TrainConfig(mixing="on", epochs=12, image_size=64, batch_size=8, max_minutes=1.5, seed=0,
+                      precision="fp32")
+    train(ds, tmp_path / "model", cfg, progress=False)
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert_distribution(config["channel_importance"], channels)  # written by train for the model card
+
+    p = load_model(tmp_path / "model", backend="torch-fp32")
+    out = channel_importance(p, dataset_dir=ds)
+    assert out["method"] == "learned"
+    assert out["learned"] == pytest.approx(config["channel_importance"], abs=1e-6)
+    assert_distribution(out["ablation"], channels)
+    for method in ("learned", "ablation"):
+        top = rank(out[method])[0]
+        assert truth[top], f"{method} ranks {top} first: {out[method]}"

@@ -35,6 +35,7 @@ def test_spread_start_is_identity_for_as_many_composites_as_channels() -> None:
     torch.testing.assert_close(spread_weights(3, 3), torch.eye(3))
     m = ChannelMixing(3, 3)
     assert (m.weights().argmax(1) == torch.arange(3)).all()
+    torch.testing.assert_close(m.weights(), 0.5 * torch.eye(3) + 0.5 / 3)  # half spread, half uniform
 
 
 @pytest.mark.parametrize("c", range(1, 9))
@@ -46,7 +47,7 @@ def test_shapes_and_weights(c: int) -> None:
     assert w.shape == (3, c)
     assert (w >= 0).all()
     torch.testing.assert_close(w.sum(1), torch.ones(3))
-    imp = m.importance()
+    imp = m.importance().detach()
     assert imp.shape == (c,)
     assert (imp >= 0).all()
     assert float(imp.sum()) == pytest.approx(1.0, abs=1e-6)
@@ -56,16 +57,17 @@ def test_shapes_and_weights(c: int) -> None:
 
 
 @pytest.mark.parametrize("init", ["spread", "uniform"])
-def test_start_does_not_depend_on_temperature(init: str) -> None:
+@pytest.mark.parametrize("learn_rows", [False, True])
+def test_start_does_not_depend_on_temperature(init: str, learn_rows: bool) -> None:
     torch.manual_seed(1)
-    a = ChannelMixing(5, 3, temperature=1.0, init=init).weights()
+    a = ChannelMixing(5, 3, temperature=1.0, init=init, learn_rows=learn_rows).weights()
     torch.manual_seed(1)
-    b = ChannelMixing(5, 3, temperature=0.05, init=init).weights()
+    b = ChannelMixing(5, 3, temperature=0.05, init=init, learn_rows=learn_rows).weights()
     torch.testing.assert_close(a, b)
 
 
 def test_uniform_start_blends_all_channels_equally() -> None:
-    m = ChannelMixing(4, 2, init="uniform", init_std=0.0)
+    m = ChannelMixing(4, 2, init="uniform")
     torch.testing.assert_close(m.weights(), torch.full((2, 4), 0.25))
 
 
@@ -79,8 +81,17 @@ def test_forward_is_the_convex_blend() -> None:
     torch.testing.assert_close(m(x), expected)
 
 
-def test_gradients_reach_logits_and_gate() -> None:
+def test_only_the_gate_learns_by_default() -> None:
     m = ChannelMixing(5, 3)
+    names = {n for n, _ in m.named_parameters()}
+    assert names == {"gate", "scale", "bias"} and "logits" in m.state_dict()
+    m(torch.randn(2, 5, 8, 8)).pow(2).mean().backward()
+    assert m.gate.grad is not None and m.gate.grad.abs().sum() > 0
+    torch.testing.assert_close(m.importance(), torch.full((5,), 0.2))  # exact start: 1/C each
+
+
+def test_learned_rows_get_gradients() -> None:
+    m = ChannelMixing(5, 3, learn_rows=True)
     m(torch.randn(2, 5, 8, 8)).pow(2).mean().backward()
     assert m.logits.grad is not None and m.logits.grad.abs().sum() > 0
     assert m.gate.grad is not None and m.gate.grad.abs().sum() > 0
@@ -141,6 +152,7 @@ def test_network_with_mixing_any_channel_count(c: int) -> None:
     assert float(out.min()) >= 0 and float(out.max()) <= cfg.max_score
     imp = net.channel_importance()
     assert imp is not None and imp.shape == (c,)
+    imp = imp.detach()
     assert (imp >= 0).all() and float(imp.sum()) == pytest.approx(1.0, abs=1e-6)
 
 
