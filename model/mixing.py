@@ -80,7 +80,7 @@ class ChannelMixing(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int = 3, temperature: float = 0.1, init: str = "spread",
-                 init_std: float = 0.01, learn_rows: bool = False, channel_dropout: float = 0.0):
+                 init_std: float = 0.01, learn_rows: bool = False):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -89,13 +89,10 @@ class ChannelMixing(nn.Module):
             raise ValueError(f"temperature must be a positive number, got {temperature!r}")
         if not (isinstance(init_std, (int, float)) and math.isfinite(init_std) and init_std >= 0):
             raise ValueError(f"init_std must be a number >= 0, got {init_std!r}")
-        if not (isinstance(channel_dropout, (int, float)) and 0 <= channel_dropout < 1):
-            raise ValueError(f"channel_dropout must be in [0, 1), got {channel_dropout!r}")
         if init not in INITS:
             raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.temperature = float(temperature)
-        self.channel_dropout = float(channel_dropout)
         # Logits are stored multiplied by the temperature, so the initial weights are the same
         # whatever the temperature.
         start = torch.full((out_channels, in_channels), 1.0 / in_channels)
@@ -137,9 +134,5 @@ class ChannelMixing(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
-        if self.training and self.channel_dropout > 0 and self.in_channels > 1:
-            # Flatten whole channels to their mean (0 after standardisation) at random.
-            keep = torch.rand(x.shape[0], self.in_channels, 1, 1, device=x.device) >= self.channel_dropout
-            x = x * keep.to(x.dtype)
         mixed = torch.einsum("kc,bchw->bkhw", self.weights().to(x.dtype), x)
         return mixed * self.scale.to(x.dtype) + self.bias.to(x.dtype)

@@ -49,6 +49,7 @@ def save_model_dir(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a model directory is as shareable as any folder
     try:
         state = {}
         for k, v in net.state_dict().items():

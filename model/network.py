@@ -86,6 +86,11 @@ class DermSevNet(nn.Module):
             activation=None,
         )
         self.encoder, self.decoder, self.head = unet.encoder, unet.decoder, unet.segmentation_head
+        # A shallower encoder never runs its deeper ResNet stages: drop their weights so the
+        # saved model holds only what it uses (resnet18 at depth 4: 11 M -> 3 M parameters).
+        for k in range(max(cfg.encoder_depth, 1), 5):
+            if hasattr(self.encoder, f"layer{k}"):
+                delattr(self.encoder, f"layer{k}")
         feat_ch = list(self.encoder.out_channels)
         self._film_idx = {"none": [], "deepest": [len(feat_ch) - 1], "all": list(range(1, len(feat_ch)))}[cfg.film]
         self._film_ch = [feat_ch[i] for i in self._film_idx]

@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def easi_scores(maps: np.ndarray, valid: np.ndarray | None, threshold: float) -> np.ndarray:
+MIN_AREA = 0.005
+
+
+def easi_scores(maps: np.ndarray, valid: np.ndarray | None, threshold: float, min_area: float = MIN_AREA) -> np.ndarray:
     """Per-sign image score: mean severity over affected pixels (>= threshold), 0 if none.
 
+    A sign covering less than `min_area` of the image (0.5 %: a few specks, below EASI's
+    smallest area band of 1-9 %) counts as absent, so isolated false-positive pixels do
+    not turn "none" into "mild".
     maps: (S, H, W) severities on 0..max_score; valid: (H, W) bool or None (all valid).
     Returns (S,) float64.
     """
@@ -17,7 +23,7 @@ def easi_scores(maps: np.ndarray, valid: np.ndarray | None, threshold: float) ->
     affected = s >= threshold
     n = affected.sum(1)
     total = np.where(affected, s, 0).sum(1, dtype=np.float64)
-    return np.where(n > 0, total / np.maximum(n, 1), 0.0)
+    return np.where(n > max(min_area * s.shape[1], 0), total / np.maximum(n, 1), 0.0)
 
 
 def affected_fraction(maps: np.ndarray, valid: np.ndarray | None, threshold: float, skin: np.ndarray | None = None) -> np.ndarray:

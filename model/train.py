@@ -190,8 +190,10 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
                    "train_images_per_s": res.images_per_s}
         config = model_config(ds, cfg, ncfg, summary)
         if net.mixing is not None:  # learned channel importance, for the card and `explain`
+            from model.importance import normalise
+
             imp = net.channel_importance().detach().tolist()
-            config["channel_importance"] = dict(zip(ds.spec.channels, imp, strict=True))
+            config["channel_importance"] = normalise(imp, ds.spec.channels)
         from model.card import model_card
 
         save_model_dir(net, config, out, card=model_card(config), half=cfg.half_weights)

@@ -214,26 +214,34 @@ def test_needs_a_predictor() -> None:
 # -- end to end on `dermsev synth --channels 6` ----------------------------------------------------
 @pytest.mark.slow
 def test_end_to_end_recovery_on_synthetic_six_channels(tmp_path: Path) -> None:
-    """synth (channel_signs = the truth) -> train with mixing -> config and explain importance."""
+    """synth (channel_signs = the truth) -> train with mixing -> config and explain importance.
+
+    ~30 s on one idle core. The model learns erythema from cross_polarised and the texture
+    signs from uv (docs/channels.md), so both measures put an informative channel first and
+    the noise channel outside the top two.
+    """
     import json
 
     from model.synth import generate
     from model.train import TrainConfig, train
 
-    ds = generate(tmp_path / "ds", n=64, size=64, seed=5, channels=6, workers=1)
+    ds = generate(tmp_path / "ds", n=96, size=64, seed=5, channels=6, workers=1)
     truth = yaml.safe_load((ds / "dataset.yaml").read_text())["channel_signs"]
     channels = list(truth)
-    cfg = TrainConfig(mixing="on", epochs=12, image_size=64, batch_size=8, max_minutes=1.5, seed=0,
+    assert channels[-1] == "noise_1" and not truth["noise_1"]
+    cfg = TrainConfig(mixing="on", epochs=20, image_size=64, batch_size=8, max_minutes=1.5, seed=0,
                       precision="fp32")
     train(ds, tmp_path / "model", cfg, progress=False)
     config = json.loads((tmp_path / "model" / "config.json").read_text())
-    assert_distribution(config["channel_importance"], channels)  # written by train for the model card
+    assert_distribution(config["channel_importance"], channels)  # written by train, for the model card
 
     p = load_model(tmp_path / "model", backend="torch-fp32")
     out = channel_importance(p, dataset_dir=ds)
     assert out["method"] == "learned"
     assert out["learned"] == pytest.approx(config["channel_importance"], abs=1e-6)
     assert_distribution(out["ablation"], channels)
+    assert out["ablation_detail"]["base"] < 0.33  # it learned something (all-zero answer: ~0.35)
     for method in ("learned", "ablation"):
-        top = rank(out[method])[0]
-        assert truth[top], f"{method} ranks {top} first: {out[method]}"
+        top2 = rank(out[method])[:2]
+        assert truth[top2[0]] and "noise_1" not in top2, f"{method}: {out[method]}"
+    assert out["ablation"]["noise_1"] < 0.05
