@@ -64,3 +64,27 @@ def model_card(config: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def add_test_metrics(model_dir, metrics_json) -> None:
+    """Append an `evaluate --json` result (e.g. on a fresh test set) to MODEL_DIR/MODEL_CARD.md."""
+    import json
+    from pathlib import Path
+
+    res = json.loads(Path(metrics_json).read_text())
+    card = Path(model_dir) / "MODEL_CARD.md"
+    text = card.read_text().split("\n## Test metrics")[0].rstrip("\n")
+    lines = ["", "", f"## Test metrics ({res['n_images']} held-out images, full resolution; from {Path(metrics_json).name})",
+             "| sign | pixel MAE | pixel acc | image MAE | image acc | QWK | affected Dice |", "|---|---|---|---|---|---|---|"]
+    for name, m in [*res["per_sign"].items(), ("mean", res["mean"])]:
+        lines.append(f"| {name} | {_f(m.get('pixel_mae'))} | {_f(m.get('pixel_accuracy'))} | {_f(m.get('image_mae'))} | "
+                     f"{_f(m.get('image_accuracy'))} | {_f(m.get('qwk'))} | {_f(m.get('affected_dice'))} |")
+    if "by_fitzpatrick" in res:
+        lines += ["", "| Fitzpatrick type | images | pixel MAE | image MAE | QWK |", "|---|---|---|---|---|"]
+        for t, m in res["by_fitzpatrick"].items():
+            lines.append(f"| {t} | {m['n_images']} | {_f(m.get('pixel_mae'))} | {_f(m.get('image_mae'))} | {_f(m.get('qwk'))} |")
+        gap = res.get("skin_type_gap", {})
+        if gap.get("pixel_mae_ratio_dark_to_light") is not None:
+            lines.append(f"\nDark (V-VI) over light (I-II) skin: pixel MAE ratio {gap['pixel_mae_ratio_dark_to_light']:.2f}, "
+                         f"image MAE ratio {gap['image_mae_ratio_dark_to_light']:.2f}.")
+    card.write_text(text + "\n".join(lines) + "\n")

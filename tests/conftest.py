@@ -139,7 +139,8 @@ def tiny_config(**overrides):
 def write_tiny_model(out: Path, gain: float = 20.0, seed: int = 0, **net_overrides) -> Path:
     """A random-init tiny network saved as a MODEL_DIR through the same code as `dermsev train`.
 
-    gain: scales the head so the untrained maps spread over 0..max_score instead of ~1.5.
+    gain: scales the (linear, clamped) head and its bias centres the maps at max_score / 2,
+    so the untrained maps spread over 0..max_score instead of clustering at 0.
     """
     from model.data import Dataset, DatasetSpec
     from model.modeldir import save_model_dir
@@ -151,6 +152,7 @@ def write_tiny_model(out: Path, gain: float = 20.0, seed: int = 0, **net_overrid
     net = DermSevNet(ncfg)
     with torch.no_grad():
         net.head[0].weight.mul_(gain)
+        net.head[0].bias.fill_(ncfg.max_score / 2)
     spec = DatasetSpec(signs=ncfg.signs, channels=ncfg.channels)
     ds = Dataset(root=Path("tiny"), spec=spec, records=[], extra={"synthetic": True})
     config = model_config(ds, TrainConfig(image_size=64), ncfg, {"note": "random init for tests"})
