@@ -53,14 +53,14 @@ def main() -> None:
         x = torch.rand(a.batch, 3, a.size, a.size).contiguous(memory_format=torch.channels_last)
         y = torch.rand(a.batch, 4, a.size, a.size) * 3
 
-        def step():
+        def step(net=net, x=x, y=y, opt=opt):
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 loss = (net(x) - y).abs().mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
 
-        def infer(bf16=True):
+        def infer(bf16=True, net=net, x=x):
             with torch.inference_mode():
                 if bf16:
                     with torch.autocast("cpu", dtype=torch.bfloat16):

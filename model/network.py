@@ -121,7 +121,7 @@ class DermSevNet(nn.Module):
                 sex = torch.zeros(b, dtype=torch.long, device=x.device)
             gamma, beta = self.tabular(age, sex)
             start = 0
-            for i, ch in zip(self._film_idx, self._film_ch):
+            for i, ch in zip(self._film_idx, self._film_ch, strict=True):
                 g, bt = gamma[:, start : start + ch], beta[:, start : start + ch]
                 features[i] = features[i] * (1 + g.to(features[i].dtype)) + bt.to(features[i].dtype)
                 start += ch

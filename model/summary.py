@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 MIN_AREA = 0.005
 
 
