@@ -33,6 +33,7 @@ class NetConfig:
     film: str = "deepest"
     mixing: bool = False
     mixing_channels: int = 3
+    mixing_temperature: float = 0.1  # softmax temperature of the mixing weights (saved: weights mean nothing without it)
     mil_pool: str = "mean"
     mean: tuple[float, ...] = field(default_factory=tuple)
     std: tuple[float, ...] = field(default_factory=tuple)
@@ -42,6 +43,8 @@ class NetConfig:
             raise ValueError("at least one sign is needed")
         if not self.channels:
             raise ValueError("at least one input channel is needed")
+        if not self.mixing_temperature > 0:
+            raise ValueError(f"mixing_temperature must be > 0, got {self.mixing_temperature}")
         if self.film not in FILM_MODES:
             raise ValueError(f"film must be one of {list(FILM_MODES)}, got {self.film!r}")
         if len(self.decoder_channels) != self.encoder_depth:
@@ -75,7 +78,7 @@ class DermSevNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         c = len(cfg.channels)
-        self.mixing = ChannelMixing(c, cfg.mixing_channels) if cfg.mixing else None
+        self.mixing = ChannelMixing(c, cfg.mixing_channels, temperature=cfg.mixing_temperature) if cfg.mixing else None
         unet = smp.Unet(
             encoder_name=cfg.encoder,
             encoder_weights=None,
