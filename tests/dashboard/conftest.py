@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
 from dashboard.assessment import Assessment, PhotoResult
 from dashboard.easi import compute_easi
@@ -163,3 +164,18 @@ class FakePredictor:
 @pytest.fixture
 def fake_predictor():
     return FakePredictor()
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """{file name: bytes} of every download the page offers (captured from media storage)."""
+    seen = {}
+    real = MemoryMediaFileStorage.load_and_get_id
+
+    def capture(self, path_or_data, mimetype, kind, filename=None):
+        if filename:
+            seen[filename] = path_or_data
+        return real(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
+    return seen

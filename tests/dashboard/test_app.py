@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import streamlit as st
 from PIL import Image
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from model.errors import DermsevError
@@ -27,21 +26,6 @@ def png(seed=0, size=(96, 64)):
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="PNG")
     return buf.getvalue()
-
-
-@pytest.fixture
-def downloads(monkeypatch):
-    """{file name: bytes} of every download the page offers (captured from media storage)."""
-    seen = {}
-    real = MemoryMediaFileStorage.load_and_get_id
-
-    def capture(self, path_or_data, mimetype, kind, filename=None):
-        if filename:
-            seen[filename] = path_or_data
-        return real(self, path_or_data, mimetype, kind, filename)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
-    return seen
 
 
 @pytest.fixture

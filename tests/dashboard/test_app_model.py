@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import streamlit as st
 from PIL import Image
-from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,20 +64,6 @@ def _bomb_png(side=40_000):
         + b"IEND"
         + struct.pack(">I", zlib.crc32(b"IEND"))
     )
-
-
-@pytest.fixture
-def downloads(monkeypatch):
-    seen = {}
-    real = MemoryMediaFileStorage.load_and_get_id
-
-    def capture(self, path_or_data, mimetype, kind, filename=None):
-        if filename:
-            seen[filename] = path_or_data
-        return real(self, path_or_data, mimetype, kind, filename)
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", capture)
-    return seen
 
 
 @pytest.fixture(params=["tiny", "demo"])
