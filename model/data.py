@@ -52,13 +52,8 @@ class DatasetSpec:
         return tuple(k + 0.5 for k in range(int(math.floor(self.max_score))))
 
     @classmethod
-    def from_yaml(cls, path: Path) -> DatasetSpec:
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise DermsevError(f"{path}: dataset.yaml not found") from None
-        except yaml.YAMLError as exc:
-            raise DermsevError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    def from_mapping(cls, raw: dict, path: Path) -> DatasetSpec:
+        """The spec from dataset.yaml's parsed content (`path` names it in errors)."""
         if not isinstance(raw, dict):
             raise DermsevError(f"{path}: expected a mapping with signs, max_score, channels")
         try:
@@ -73,6 +68,16 @@ class DatasetSpec:
         for bad in (s for s in signs if not s.replace("_", "").replace("-", "").isalnum()):
             raise DermsevError(f"{path}: sign name {bad!r} may only use letters, digits, '_' and '-'")
         return cls(signs=signs, max_score=max_score, channels=channels, labels=labels)
+
+
+def read_yaml(path: Path):
+    """dataset.yaml's content (any YAML value; the spec checks it is a mapping)."""
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise DermsevError(f"{path}: dataset.yaml not found") from None
+    except yaml.YAMLError as exc:
+        raise DermsevError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
 
 
 @dataclass
@@ -130,8 +135,8 @@ def load_dataset(root: str | Path, check_files: bool = True) -> Dataset:
     root = Path(root)
     if not root.is_dir():
         raise DermsevError(f"{root}: dataset folder not found")
-    spec = DatasetSpec.from_yaml(root / "dataset.yaml")
-    raw_yaml = yaml.safe_load((root / "dataset.yaml").read_text()) or {}
+    raw_yaml = read_yaml(root / "dataset.yaml")
+    spec = DatasetSpec.from_mapping(raw_yaml, root / "dataset.yaml")
     manifest = root / "manifest.csv"
     if not manifest.is_file():
         raise DermsevError(f"{manifest}: manifest.csv not found")

@@ -25,7 +25,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -45,10 +45,6 @@ BACKENDS = ("auto", "torch-fp32", "torch-bf16", "onnx")
 # Longest side of the dashboard's preview: large JPEGs are decoded (draft mode) at least this large.
 PREVIEW_SIDE = 768
 _EXIF_SWAPS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
-
-
-def _resize(arr: np.ndarray, w: int, h: int, interp: int) -> np.ndarray:
-    return resize(arr, w, h, interp)  # any channel count
 
 
 def match_channels(img: np.ndarray, n: int, label: str = "image") -> np.ndarray:
@@ -149,7 +145,7 @@ class Prediction:
         if rgb.shape[:2] != (ph, pw):
             # area averaging where it shrinks a lot (anti-aliasing); bilinear, 5x faster, otherwise
             shrink = max(rgb.shape[0] / ph, rgb.shape[1] / pw)
-            rgb = _resize(rgb, pw, ph, cv2.INTER_AREA if shrink >= 2 else cv2.INTER_LINEAR)
+            rgb = resize(rgb, pw, ph, cv2.INTER_AREA if shrink >= 2 else cv2.INTER_LINEAR)
         maps = np.empty((len(self.work_maps), ph, pw), np.float32)
         for k, m in enumerate(self.work_maps):
             maps[k] = cv2.resize(m, (pw, ph), interpolation=cv2.INTER_LINEAR)
@@ -255,7 +251,7 @@ class Predictor:
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
         if (nh, nw) != (h, w):
             src = img if img.dtype in (np.uint8, np.uint16, np.float32) else to_float(img)
-            img = _resize(src, nw, nh, cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            img = resize(src, nw, nh, cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         return to_float(img)
 
     @staticmethod
@@ -322,32 +318,35 @@ class Predictor:
         return self.summarise(img, work.mean(0) if tta else work[0], work if tta else None,
                               full_size=getattr(prepared, "full_size", None))
 
+    def safe_prepare(self, src: ImageSource) -> Prepared | DermsevError:
+        """`prepare`, with any failure returned as a DermsevError naming the file (not raised)."""
+        try:
+            return self.prepare(src, name=str(src) if isinstance(src, (str, Path)) else None)
+        except DermsevError as exc:
+            return exc
+        except Exception as exc:  # one bad file, never a lost run
+            return DermsevError(f"{src}: cannot read ({exc.__class__.__name__}: {exc})")
+
     def predict_many(self, images: Iterable[ImageSource], age: float | None = None, sex: str | None = None,
-                     batch_size: int = 8, workers: int = 2, ahead: int | None = None) -> Iterator[Prediction | DermsevError]:
+                     batch_size: int = 8, workers: int = 2, ahead: int | None = None,
+                     tta: bool = False) -> Iterator[Prediction | DermsevError]:
         """Score many images, in order, streaming: one Prediction (or the DermsevError of an
         unreadable file) per input.
 
         A pipeline: `workers` threads decode up to `ahead` (default 2 x batch_size) images in
         advance and summarise finished maps, while the calling thread runs the model;
-        consecutive images of the same working shape share one batched forward. Memory stays
-        bounded by `ahead` + 2 batches of images, whatever the number of inputs.
+        consecutive images of the same working shape share one batched forward (with `tta`,
+        each image is scored on its own, as `predict` does). Memory stays bounded by `ahead` +
+        2 batches of images, whatever the number of inputs.
         """
         self._check_patient(age, sex)
         ahead = max(ahead or 2 * batch_size, batch_size)
         end = object()
 
-        def safe(src):
-            try:
-                return self.prepare(src, name=str(src) if isinstance(src, (str, Path)) else None)
-            except DermsevError as exc:
-                return exc
-            except Exception as exc:  # one bad file, never a lost run
-                return DermsevError(f"{src}: cannot read ({exc.__class__.__name__}: {exc})")
-
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             it = iter(images)
-            pending = deque(pool.submit(safe, src) for src in itertools.islice(it, ahead))
-            done: deque = deque()  # results in input order: DermsevError or Future[Prediction]
+            pending = deque(pool.submit(self.safe_prepare, src) for src in itertools.islice(it, ahead))
+            done: deque = deque()  # in input order: DermsevError, Prediction or Future[Prediction]
             group: list = []
 
             def flush() -> None:
@@ -362,22 +361,24 @@ class Predictor:
                 prep = pending.popleft().result()
                 nxt = next(it, end)
                 if nxt is not end:
-                    pending.append(pool.submit(safe, nxt))
+                    pending.append(pool.submit(self.safe_prepare, nxt))
                 if isinstance(prep, DermsevError):
                     flush()
                     done.append(prep)
+                elif tta:
+                    done.append(self.predict_prepared(prep, age, sex, tta=True))
                 else:
                     if group and (prep[1].shape != group[0][1].shape or len(group) >= batch_size):
                         flush()
                     group.append(prep)
                 # hand out what is finished; wait only when too much is waiting (bounded memory)
-                while done and (isinstance(done[0], DermsevError) or done[0].done() or len(done) > 2 * batch_size):
+                while done and (not isinstance(done[0], Future) or done[0].done() or len(done) > 2 * batch_size):
                     head = done.popleft()
-                    yield head if isinstance(head, DermsevError) else head.result()
+                    yield head.result() if isinstance(head, Future) else head
             flush()
             while done:
                 head = done.popleft()
-                yield head if isinstance(head, DermsevError) else head.result()
+                yield head.result() if isinstance(head, Future) else head
 
     def summarise(self, img: np.ndarray, work: np.ndarray, tta_maps: np.ndarray | None = None,
                   full_size: tuple[int, int] | None = None) -> Prediction:

@@ -33,11 +33,16 @@ def _label(source: ImageSource, name: str | None) -> str:
     return "image"
 
 
+def _is_planar(shape: tuple[int, ...]) -> bool:
+    """A (C, H, W) TIFF layout: few leading planes, many trailing samples."""
+    return len(shape) == 3 and shape[0] < 16 and shape[-1] > 16
+
+
 def _tiff_hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
     """(H, W, C) of a TIFF series shape: (H, W), (H, W, C) or planar (C, H, W)."""
     if len(shape) == 2:
         return shape[0], shape[1], 1
-    if len(shape) == 3 and shape[0] < 16 and shape[-1] > 16:
+    if _is_planar(shape):
         return shape[1], shape[2], shape[0]
     if len(shape) == 3:
         return shape[0], shape[1], shape[2]
@@ -62,8 +67,8 @@ def _read_tiff(data: bytes | Path, label: str) -> np.ndarray:
     except Exception as exc:  # tifffile raises many types for corrupt files
         raise DermsevError(f"{label}: not a readable TIFF ({exc.__class__.__name__})") from None
     arr = np.asarray(arr)
-    if arr.ndim == 3 and arr.shape[0] < 16 and arr.shape[-1] > 16:
-        arr = np.moveaxis(arr, 0, -1)  # planar (C, H, W) TIFF
+    if _is_planar(arr.shape):
+        arr = np.moveaxis(arr, 0, -1)
     return _check_array(arr, label)
 
 

@@ -69,7 +69,7 @@ def save_model_dir(
             os.replace(out, old)
         os.replace(tmp, out)
         if old is not None:
-            # Keep files the new model does not write (for example a previous export).
+            # The old directory goes whole: a previous model.onnx would not match the new weights.
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -134,7 +134,3 @@ class DermSevNet(nn.Module):
 
     def channel_importance(self) -> Tensor | None:
         return None if self.mixing is None else self.mixing.importance()
-
-
-def build_network(cfg: NetConfig) -> DermSevNet:
-    return DermSevNet(cfg)

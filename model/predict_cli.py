@@ -1,8 +1,9 @@
 """`dermsev predict`: score images (files or folders), streaming, one row per image.
 
-Decoding runs in a small thread pool ahead of the model (Pillow releases the GIL while it
-decodes), results are written as they come, so memory stays bounded for any number of
-images; a file that cannot be read is reported and skipped, never ending the run.
+`Predictor.predict_many` decodes in a small thread pool ahead of the model (Pillow releases
+the GIL while it decodes) and batches the forward; results are written as they come, so
+memory stays bounded for any number of images; a file that cannot be read is reported and
+skipped, never ending the run.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -36,36 +35,6 @@ def expand_inputs(items: list[str]) -> list[Path]:
     if not paths:
         raise DermsevError("no images found in " + ", ".join(items))
     return paths
-
-
-def _prepared(predictor: Predictor, paths: list[Path], workers: int = 2, ahead: int = 4) -> Iterator[tuple[Path, object]]:
-    """Yield (path, prepared input or DermsevError) in order, decoding up to `ahead` in advance."""
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = []
-
-        def submit(p: Path):
-            return pool.submit(lambda: _safe_prepare(predictor, p))
-
-        it = iter(paths)
-        for p in it:
-            futures.append((p, submit(p)))
-            if len(futures) >= ahead:
-                break
-        while futures:
-            p, fut = futures.pop(0)
-            nxt = next(it, None)
-            if nxt is not None:
-                futures.append((nxt, submit(nxt)))
-            yield p, fut.result()
-
-
-def _safe_prepare(predictor: Predictor, p: Path):
-    try:
-        return predictor.prepare(p, name=str(p))
-    except DermsevError as exc:
-        return exc
-    except Exception as exc:  # an unexpected decoder failure is still one bad file, not a lost run
-        return DermsevError(f"{p}: cannot read ({exc.__class__.__name__}: {exc})")
 
 
 def _row(path: Path, predictor: Predictor, res) -> dict:
@@ -106,15 +75,14 @@ def predict_cli(model_dir, images: list[str], age=None, sex=None, out: str | Non
     n_bad, last_error = 0, None
     try:
         bar = tqdm(total=len(paths), desc="predict", disable=len(paths) < 3, file=sys.stderr)
-        for path, prep in _prepared(predictor, paths):
+        for path, res in zip(paths, predictor.predict_many(paths, age=age, sex=sex, tta=tta), strict=True):
             bar.update(1)
-            if isinstance(prep, DermsevError):
-                n_bad, last_error = n_bad + 1, prep
+            if isinstance(res, DermsevError):
+                n_bad, last_error = n_bad + 1, res
                 if len(paths) > 1:  # one image: its error is the run's one-line error
-                    print(f"dermsev predict: skipped: {prep}", file=sys.stderr)
-                row = {"image": str(path), "error": str(prep)}
+                    print(f"dermsev predict: skipped: {res}", file=sys.stderr)
+                row = {"image": str(path), "error": str(res)}
             else:
-                res = predictor.predict_prepared(prep, age=age, sex=sex, tta=tta)
                 row = _row(path, predictor, res)
                 if maps:
                     save_map_pngs(res, path.stem, Path(maps), predictor.max_score)

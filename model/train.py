@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -165,7 +165,8 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
         for k, (tr, held) in enumerate(group_kfold(sub, cfg.folds, seed=cfg.seed)):
             tr_idx = [pool[i] for i in tr]
             inner_val = _carve_val(recs, tr_idx, cfg.seed + k)
-            inner_tr = [i for i in tr_idx if i not in set(inner_val)]
+            held_in = set(inner_val)
+            inner_tr = [i for i in tr_idx if i not in held_in]
             res = fit(
                 DermSevNet(ncfg), cache, inner_tr, inner_val, cfg, precision,
                 deadline=_share(deadline, cfg.folds + 1 - k), desc=f"fold {k + 1}/{cfg.folds}",
@@ -242,4 +243,4 @@ def _share(deadline: float | None, parts_left: int) -> float | None:
     return time.monotonic() + max(0.0, deadline - time.monotonic()) / max(parts_left, 1)
 
 
-__all__ = ["TrainConfig", "train", "replace"]
+__all__ = ["TrainConfig", "train"]
