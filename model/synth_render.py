@@ -122,7 +122,7 @@ def render(
     depth = line_depth(patient.age) * (1 - 0.25 * ip / 3) + 0.12 * il
     cavity = lines * depth + coarse * 0.28 * il + sk.pores(rng, h, w, s) * 0.3 * (1 - il / 6)
     bumps, swelling = sg.papules(rng, ip, s)
-    ero, crust = sg.excoriation(rng, masks[2], s)
+    ero, crust, masks[2] = sg.excoriation(rng, masks[2], s)
     height = (
         0.09 * sk.fractal(rng, h, w, 3 * s, 2)
         - cavity

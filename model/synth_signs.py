@@ -79,28 +79,37 @@ def _bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, n: int = 7) -> np.nd
 
 def excoriation(
     rng: np.random.Generator, mask: np.ndarray, scale: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Scratch marks (groups of parallel nail lines) and crust dots inside the lesion.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scratch marks (groups of parallel nail lines) and crust dots over the lesion.
 
-    mask: (H, W) uint8 severity 0..3. Returns (erosion, crust) alpha maps, (H, W) float32 on
-    0..1, zero outside the lesion. Count, width, strength and crusting grow with severity.
+    mask: (H, W) uint8 severity 0..3. Groups sit on a jittered grid over the lesion, so the
+    scratching covers it; count, width, strength and crusting grow with severity. Returns
+    (erosion, crust, annotated): alpha maps (H, W) float32 on 0..1, zero outside the lesion,
+    and the excoriation mask an annotator would draw, the lesion's levels where scratches
+    are within reach (about 6 px at 256 px), 0 elsewhere: what is not visible is not labelled.
     """
     h, w = mask.shape
     ero = np.zeros((h, w), np.uint8)
     crust = np.zeros((h, w), np.uint8)
-    ys, xs = np.nonzero(mask)
-    if len(ys) == 0:
-        return ero.astype(np.float32), crust.astype(np.float32)
-    area = len(ys) / (h * w)
-    groups = 1 + rng.poisson(area * (5 + 7 * int(mask.max())))
-    for _ in range(groups):
-        j = rng.integers(len(ys))
-        centre = np.array([xs[j], ys[j]], np.float64)
-        sev = int(mask[ys[j], xs[j]])
+    if not mask.any():
+        return ero.astype(np.float32), crust.astype(np.float32), mask.copy()
+    cell = 24 * scale
+    gy, gx = np.meshgrid(np.arange(0, h, cell), np.arange(0, w, cell), indexing="ij")
+    cy = np.clip(gy + rng.uniform(0, cell, gy.shape), 0, h - 1).astype(int).ravel()
+    cx = np.clip(gx + rng.uniform(0, cell, gx.shape), 0, w - 1).astype(int).ravel()
+    level = mask[cy, cx].astype(int)
+    keep = (level > 0) & (rng.random(level.shape) < 0.5 + 0.15 * level)
+    if not keep.any():  # a tiny lesion: one group at one of its pixels
+        ys, xs = np.nonzero(mask)
+        j = int(rng.integers(len(ys)))
+        cy, cx, keep = ys[j : j + 1], xs[j : j + 1], np.ones(1, bool)
+    for y, x in zip(cy[keep], cx[keep], strict=True):
+        centre = np.array([x, y], np.float64)
+        sev = int(mask[y, x])
         ang = rng.uniform(0, np.pi)
         d = np.array([math.cos(ang), math.sin(ang)])
         normal = np.array([-d[1], d[0]])
-        length = rng.uniform(15, 35 + 12 * sev) * scale
+        length = rng.uniform(15, 30 + 10 * sev) * scale
         spacing = rng.uniform(6, 14) * scale
         lines = rng.integers(1, min(3, sev) + 1)
         for k in range(lines):
@@ -112,17 +121,21 @@ def excoriation(
             pts = _bezier(c - half, c + bend, c + half, 12)
             thick = max(1, int(round((0.3 + 0.4 * sev) * scale)))
             for a, b in zip(pts[:-1], pts[1:], strict=True):  # broken, uneven scratch
-                value = int(255 * np.clip(0.25 + 0.15 * sev + rng.normal(0, 0.12), 0, 0.9))
+                value = int(255 * np.clip(0.42 + 0.12 * sev + rng.normal(0, 0.1), 0, 0.9))
                 seg = np.round(np.stack([a, b]) * 16).astype(np.int32)
                 cv2.polylines(ero, [seg], False, value, thick, cv2.LINE_AA, shift=4)
-            for _ in range(rng.poisson(0.2 + 0.9 * (sev - 1))):  # haemorrhagic crust on the line
+            for _ in range(rng.poisson(0.15 + 0.6 * (sev - 1))):  # haemorrhagic crust on the line
                 i = int(rng.integers(len(pts) - 2))
                 seg = np.round(pts[i : i + int(rng.integers(2, 4))] * 16).astype(np.int32)
                 cv2.polylines(
                     crust, [seg], False, int(rng.uniform(150, 240)), thick + 1, cv2.LINE_AA, shift=4
                 )
     inside = cv2.GaussianBlur((mask > 0).astype(np.float32), (0, 0), max(0.3, 0.8 * scale))
-    return ero.astype(np.float32) / 255 * inside, crust.astype(np.float32) / 255 * inside
+    ero_f, crust_f = ero.astype(np.float32) / 255 * inside, crust.astype(np.float32) / 255 * inside
+    r = max(1, int(round(6 * scale)))
+    reach = cv2.dilate(((ero_f > 0.1) | (crust_f > 0.1)).astype(np.uint8),
+                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return ero_f, crust_f, np.where(reach > 0, mask, 0).astype(np.uint8)
 
 
 def mark_unannotated(rng: np.random.Generator, masks: np.ndarray, scale: float) -> np.ndarray:

@@ -17,7 +17,7 @@ from PIL import Image
 from model.errors import DermsevError
 from model.synth import generate, render_gallery
 from model.synth_render import Patient, channel_names, draw_params, render
-from model.synth_signs import SIGNS
+from model.synth_signs import SIGNS, excoriation
 
 BASE_COLS = ["id", "image", "patient_id", "age", "sex", "fitzpatrick"]
 
@@ -192,6 +192,26 @@ def _line_strength(age: int, seed: int) -> float:
     image, _ = render(rng, patient, p, 128)
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     return float(np.abs(gray - cv2.GaussianBlur(gray, (0, 0), 2.0)).mean())
+
+
+def test_excoriation_is_labelled_only_where_scratches_are():
+    """Annotators outline the scratched skin: every labelled pixel has a scratch within reach,
+    and a lesion's level is kept there; the scratches cover most of a large lesion."""
+    rng = np.random.default_rng(0)
+    lesion = np.zeros((256, 256), np.uint8)
+    cv2.circle(lesion, (128, 128), 90, 2, -1)
+    cv2.circle(lesion, (128, 128), 40, 3, -1)
+    ero, crust, annotated = excoriation(rng, lesion, 1.0)
+    marks = (ero > 0.1) | (crust > 0.1)
+    near = cv2.dilate((lesion > 0).astype(np.uint8), np.ones((5, 5), np.uint8))  # soft lesion edge
+    assert marks.any() and not marks[near == 0].any()
+    assert set(np.unique(annotated)) <= {0, 2, 3}
+    assert np.array_equal(annotated[annotated > 0], lesion[annotated > 0])
+    reach = cv2.dilate(marks.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (13, 13)))
+    assert not (annotated > 0)[reach == 0].any()
+    assert 0.5 < (annotated > 0).sum() / (lesion > 0).sum() < 1.0
+    empty = excoriation(rng, np.zeros((64, 64), np.uint8), 1.0)
+    assert not any(a.any() for a in empty)
 
 
 def test_skin_lines_deepen_with_age():
