@@ -314,6 +314,16 @@ def _one_pass(predictor, path: Path, logs: dict) -> None:
     _timed(e2e, logs["end_to_end"])
 
 
+def decode_floor(path: Path) -> tuple[int, int]:
+    """Decode a JPEG at the smallest size Pillow's draft mode allows (1/8 scale): the least
+    any pipeline must spend on the file, since every Huffman-coded coefficient is still read."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+        return np.asarray(im.convert("RGB")).shape[:2]
+
+
 def plain_unet(config: dict):
     """The baseline: smp.Unet with the model's encoder and decoder, no FiLM, no normalisation, fp32."""
     import segmentation_models_pytorch as smp
@@ -379,6 +389,7 @@ def run_bench(model_dir: str | Path, repeats: int = 10, backend: str = "auto", t
         photos = synthetic_photos(folder, photo_size=photo_size)
         logs = {case: {k: [] for k in STAGES} for case in ("512px", "12mp")}
         base_log: list[float] = []
+        floor_log: list[float] = []
         with torch.inference_mode():
             baseline(xb)  # warm-up
         for case in logs:  # warm-up
@@ -388,6 +399,7 @@ def run_bench(model_dir: str | Path, repeats: int = 10, backend: str = "auto", t
                 _timed(lambda: baseline(xb), base_log)
             for case in logs:
                 _one_pass(predictor, photos[case], logs[case])
+            _timed(lambda: decode_floor(photos["12mp"]), floor_log)
         # throughput: predict_many over the batch vs. the batched forward of prepared inputs
         prepared = [predictor.prepare(p) for p in photos["batch"]]
         xs = np.stack([p[1] for p in prepared])
@@ -423,7 +435,9 @@ def run_bench(model_dir: str | Path, repeats: int = 10, backend: str = "auto", t
         "throughput": {"images": n, "image_px": 512, "batch_size": BATCH_SIZE, "pipeline_img_per_s": round(got, 2),
                        "forward_limit_img_per_s": round(limit, 2), "ratio": round(got / limit, 3)},
         "memory": mem,
+        "decode_floor_12mp": {"what": "the 12-MP JPEG decoded at 1/8 scale, nothing else", **_stats(floor_log)},
         "ratios": {
+            "12mp_decode_floor_vs_baseline": round(float(np.median(floor_log)) / base["median_ms"], 3),
             "12mp_end_to_end_vs_baseline": round(e2e_big / base["median_ms"], 3),
             "512px_end_to_end_vs_baseline": round(cases["512px"]["stages"]["end_to_end"]["median_ms"] / base["median_ms"], 3),
             "model_vs_baseline_512px": round(cases["512px"]["stages"]["model"]["median_ms"] / base["median_ms"], 3),
@@ -468,6 +482,10 @@ def format_report(r: dict) -> str:
         lines.append("peak memory, 12-MP photo: " + (mem["error"] if "error" in mem else
                      f"{mem['score_and_preview_mb']:.0f} MB scoring + preview "
                      f"({mem['after_load_mb']:.0f} MB after load), {mem['with_full_maps_mb']:.0f} MB with full-res maps"))
+    fl = r.get("decode_floor_12mp")
+    if fl:
+        lines.append(f"decode floor, 12 MP at 1/8 scale: median {fl['median_ms']:.1f} ms = "
+                     f"{r['ratios']['12mp_decode_floor_vs_baseline']:.2f} of the baseline (the file alone, before any scoring)")
     ra = r["ratios"]
     lines.append(f"ratios to baseline: 12 MP end to end {ra['12mp_end_to_end_vs_baseline']:.2f}, "
                  f"512 px end to end {ra['512px_end_to_end_vs_baseline']:.2f}, model at 512 px input {ra['model_vs_baseline_512px']:.2f}")

@@ -59,6 +59,24 @@ def mask_scores(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return score, annotated.any(3).any(2)
 
 
+def drop_channels(x: torch.Tensor, p: float, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Replace each channel of each sample, with probability p, by its own spatial mean
+    (what the ablation importance does at test time); every sample keeps at least one channel.
+
+    x: (B, C, H, W). Returns a new tensor; x is unchanged. p = 0 or C = 1 returns x.
+    """
+    b, c = x.shape[:2]
+    if p <= 0 or c < 2:
+        return x
+    drop = torch.rand(b, c, generator=gen) < p
+    full = drop.all(dim=1)
+    if full.any():  # keep one channel, chosen at random, in samples that would lose them all
+        keep = torch.randint(0, c, (b,), generator=gen)
+        drop[full, keep[full]] = False
+    drop = drop.to(x.device)[:, :, None, None]
+    return torch.where(drop, x.mean(dim=(2, 3), keepdim=True), x)
+
+
 def compute_loss(net: DermSevNet, batch: dict, supervision: str, image_weight: float, sparsity: float,
                  region_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
     raw = net(batch["image"], batch["age"], batch["sex"], raw=True)
@@ -129,8 +147,17 @@ def fit(
     steps = max(1, cfg.epochs * len(loader))
     warm = max(1, int(cfg.warmup_frac * steps))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    started = time.monotonic()
+
+    def lr_factor(s: int) -> float:
+        # Cosine over whichever runs out first, steps or --max-minutes: a run cut by the
+        # clock still ends at a low learning rate instead of stopping mid-schedule.
+        done = s / steps
+        if deadline is not None and deadline > started:
+            done = max(done, (time.monotonic() - started) / (deadline - started))
+        return min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     res = FitResult(net=net)
     best, best_state, bad, first_epoch = math.inf, None, 0, 0
     ckpt = checkpoint / "checkpoint.pt" if checkpoint else None
@@ -144,6 +171,8 @@ def fit(
         res.best_epoch = state["best_epoch"]
         gen.manual_seed(cfg.seed + first_epoch)
         tqdm.write(f"{desc}: resuming after epoch {first_epoch}")
+    channel_dropout = cfg.channel_dropout
+    drop_gen = torch.Generator().manual_seed(cfg.seed + 1)
     seen, busy = 0, 0.0
     for epoch in range(first_epoch, cfg.epochs):
         net.train()
@@ -152,6 +181,8 @@ def fit(
         for batch in bar:
             t0 = time.perf_counter()
             batch = {k: v.to(device) for k, v in batch.items()}
+            if channel_dropout > 0:
+                batch["image"] = drop_channels(batch["image"], channel_dropout, drop_gen)
             batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
             with autocast(precision, device):
                 loss, parts = compute_loss(net, batch, cfg.supervision, cfg.image_loss_weight, cfg.mixing_sparsity,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from model.bench import STAGES, bench_cli
+from model.bench import STAGES, bench_cli, decode_floor
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +30,8 @@ def test_bench_cli_json_has_every_stage(tiny_model_dir: Path, tmp_path: Path, ca
     assert rep["baseline"]["median_ms"] > 0
     assert rep["throughput"]["pipeline_img_per_s"] > 0 and rep["throughput"]["forward_limit_img_per_s"] > 0
     assert rep["memory"] == {}
-    assert set(rep["ratios"]) >= {"12mp_end_to_end_vs_baseline"}
+    assert set(rep["ratios"]) >= {"12mp_end_to_end_vs_baseline", "12mp_decode_floor_vs_baseline"}
+    assert rep["decode_floor_12mp"]["n"] == 1 and "decode floor" in table
     assert set(rep["targets"]) == {"12mp_end_to_end_le_half_baseline", "12mp_end_to_end_le_500ms",
                                    "throughput_ge_80pct_of_forward", "peak_memory_12mp_le_1_5GB"}
     assert rep["backend"] in ("torch-fp32", "torch-bf16", "onnx")
@@ -62,3 +63,12 @@ def test_peak_memory_of_a_fresh_process(tiny_model_dir: Path, tmp_path: Path) ->
     mem = _peak_memory(tiny_model_dir, photos["12mp"], "torch-fp32", 1)
     assert "error" not in mem, mem
     assert 0 < mem["after_load_mb"] <= mem["score_and_preview_mb"] <= mem["with_full_maps_mb"]
+
+
+def test_decode_floor_reads_the_jpeg_at_one_eighth(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path / "big.jpg"
+    Image.fromarray(np.full((800, 1200, 3), 128, np.uint8)).save(path, "JPEG")
+    assert decode_floor(path) == (100, 150)
