@@ -59,6 +59,14 @@ def mask_scores(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return score, annotated.any(3).any(2)
 
 
+def schedule_factor(step: int, steps: int, warm: int, clock: float | None = None) -> float:
+    """Learning-rate factor: linear warm-up over `warm` steps, then a cosine to 0 over whichever
+    runs out first, the steps or the time budget (`clock`: share of --max-minutes used, or None),
+    so a run cut by the clock still ends at a low learning rate instead of mid-schedule."""
+    done = step / steps if clock is None else max(step / steps, clock)
+    return min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+
+
 def drop_channels(x: torch.Tensor, p: float, gen: torch.Generator | None = None) -> torch.Tensor:
     """Replace each channel of each sample, with probability p, by its own spatial mean
     (what the ablation importance does at test time); every sample keeps at least one channel.
@@ -150,12 +158,10 @@ def fit(
     started = time.monotonic()
 
     def lr_factor(s: int) -> float:
-        # Cosine over whichever runs out first, steps or --max-minutes: a run cut by the
-        # clock still ends at a low learning rate instead of stopping mid-schedule.
-        done = s / steps
+        clock = None
         if deadline is not None and deadline > started:
-            done = max(done, (time.monotonic() - started) / (deadline - started))
-        return min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+            clock = (time.monotonic() - started) / (deadline - started)
+        return schedule_factor(s, steps, warm, clock)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     res = FitResult(net=net)

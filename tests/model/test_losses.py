@@ -68,27 +68,3 @@ def test_image_mae_nothing_to_use() -> None:
     loss, n = image_mae(torch.ones(2, 1), torch.tensor([[NAN], [NAN]]), torch.ones(2, 1, dtype=torch.bool))
     assert n.item() == 0 and loss.item() == 0.0
 
-
-def test_channel_dropout_replaces_channels_by_their_mean_and_keeps_one() -> None:
-    from model.fit import drop_channels
-
-    x = torch.rand(64, 5, 8, 8)
-    one = x[:, :1]
-    assert drop_channels(x, 0.0) is x and drop_channels(one, 0.9) is one  # nothing to drop
-    out = drop_channels(x, 0.9, torch.Generator().manual_seed(0))
-    means = x.mean(dim=(2, 3), keepdim=True).expand_as(x)
-    dropped = torch.isclose(out, means).all(dim=(2, 3)) & ~torch.isclose(x, means).all(dim=(2, 3))
-    kept = torch.equal(out[~dropped], x[~dropped])
-    assert kept and dropped.any()
-    assert (~dropped).sum(dim=1).min() >= 1  # never every channel of a sample
-    assert 0.7 < dropped.float().mean() < 0.85  # ~p, less the kept-one rule
-    again = drop_channels(x, 0.9, torch.Generator().manual_seed(0))
-    assert torch.equal(out, again)
-
-
-def test_channel_dropout_setting_is_checked() -> None:
-    from model.errors import DermsevError
-    from model.train import TrainConfig
-
-    with pytest.raises(DermsevError, match="channel_dropout"):
-        TrainConfig(channel_dropout=1.0)
