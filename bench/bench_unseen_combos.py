@@ -35,10 +35,11 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from model import augment  # noqa: E402
 from model.data import IGNORE, load_dataset  # noqa: E402
-from model.losses import masked_mae  # noqa: E402
+from model.fit import compute_loss  # noqa: E402
 from model.metrics import to_labels  # noqa: E402
 from model.network import DermSevNet, NetConfig  # noqa: E402
 from model.summary import easi_scores  # noqa: E402
+from model.train import TrainConfig  # noqa: E402
 from model.trainset import CachedExamples, SeverityDataset, eval_batches  # noqa: E402
 
 LEVELS = 4  # severities 0..3
@@ -137,6 +138,9 @@ def build(kind: str, encoder: str, mean: list[float], std: list[float], seed: in
     return ComboNet(cfg)
 
 
+REGION_LOSS_WEIGHT = TrainConfig.region_loss_weight
+
+
 def combo_target(masks: torch.Tensor) -> torch.Tensor:
     """(B, 4, H, W) uint8 masks -> (B, H, W) long class index, -100 where any sign is IGNORE."""
     m = masks.long()
@@ -160,12 +164,13 @@ def train(net: DermSevNet, kind: str, cache: CachedExamples, idx: list[int], epo
     done, t0, losses = 0, time.perf_counter(), []
     while done < steps:
         for batch in loader:
-            x = batch["image"].contiguous(memory_format=torch.channels_last)
+            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                out = net(x, batch["age"], batch["sex"])
-            if kind == "regression":
-                loss, _ = masked_mae(out, batch["masks"])
-            else:
+                if kind == "regression":  # the product's loss: MAE on the unclamped maps + region MAE
+                    loss, _ = compute_loss(net, batch, "pixel", 1.0, 0.0, REGION_LOSS_WEIGHT)
+                else:
+                    out = net(batch["image"], batch["age"], batch["sex"])
+            if kind != "regression":
                 loss = F.cross_entropy(out.float(), combo_target(batch["masks"]), ignore_index=-100)
             opt.zero_grad(set_to_none=True)
             loss.backward()
