@@ -4,25 +4,35 @@ from __future__ import annotations
 
 import numpy as np
 
-MIN_AREA = 0.005
+MIN_AREA = 0.01
 
 
 def easi_scores(maps: np.ndarray, valid: np.ndarray | None, threshold: float, min_area: float = MIN_AREA) -> np.ndarray:
-    """Per-sign image score: mean severity over affected pixels (>= threshold), 0 if none.
+    """Per-sign image score: the median severity over the affected pixels (>= threshold), 0 if none.
 
-    A sign covering less than `min_area` of the image (0.5 %: a few specks, below EASI's
-    smallest area band of 1-9 %) counts as absent, so isolated false-positive pixels do
+    EASI scores the average intensity over the affected area. On a predicted map a lesion's
+    edge is a ramp from 0 up to its level; those rim pixels are inside the affected area but
+    below the level, and they pull a mean down (a severe plaque reads as moderate). The median
+    is the typical severity of the affected area and hardly moves with the rim. Chosen on the
+    demo model's validation split (image-label QWK 0.848 with the mean, 0.893 with the median
+    and a 1 % minimum area; the test set was not looked at).
+
+    A sign covering less than `min_area` of the image (1 %, the lower end of EASI's smallest
+    area band, 1-9 %: a few specks) counts as absent, so scattered false-positive pixels do
     not turn "none" into "mild".
     maps: (S, H, W) severities on 0..max_score; valid: (H, W) bool or None (all valid).
     Returns (S,) float64.
     """
-    s = maps.reshape(maps.shape[0], -1).astype(np.float32)
+    s = maps.reshape(maps.shape[0], -1)
     if valid is not None:
         s = s[:, valid.reshape(-1)]
-    affected = s >= threshold
-    n = affected.sum(1)
-    total = np.where(affected, s, 0).sum(1, dtype=np.float64)
-    return np.where(n > max(min_area * s.shape[1], 0), total / np.maximum(n, 1), 0.0)
+    out = np.zeros(s.shape[0], np.float64)
+    need = max(min_area * s.shape[1], 0)
+    for k, row in enumerate(s):
+        hit = row[row >= threshold]
+        if hit.size and hit.size > need:
+            out[k] = float(np.median(hit.astype(np.float32)))
+    return out
 
 
 def affected_fraction(maps: np.ndarray, valid: np.ndarray | None, threshold: float, skin: np.ndarray | None = None) -> np.ndarray:

@@ -1,0 +1,38 @@
+"""Image scores from maps: the median over the affected area, and the minimum area."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.summary import MIN_AREA, easi_scores
+
+
+def test_score_is_the_median_over_the_affected_area() -> None:
+    # a severe plaque (3.0) of 60 pixels with a 40-pixel rim ramping 0.5 -> 2.9, on 900 healthy pixels
+    row = np.concatenate([np.full(60, 3.0), np.linspace(0.5, 2.9, 40), np.zeros(900)]).astype(np.float32)
+    maps = np.stack([row, np.zeros_like(row)]).reshape(2, 10, 100)
+    scores = easi_scores(maps, None, 0.5)
+    assert scores[0] == pytest.approx(3.0)  # the mean would be 2.48: "moderate"
+    assert row[row >= 0.5].mean() == pytest.approx(2.48)
+    assert scores[1] == 0.0
+
+
+def test_only_valid_pixels_count() -> None:
+    maps = np.zeros((1, 10, 10), np.float32)
+    maps[0, :5] = 2.0
+    maps[0, 5:] = 1.0
+    valid = np.zeros((10, 10), bool)
+    valid[:4] = True
+    assert easi_scores(maps, valid, 0.5)[0] == pytest.approx(2.0)
+    assert easi_scores(maps, None, 0.5)[0] == pytest.approx(1.5)
+
+
+def test_a_few_specks_count_as_absent() -> None:
+    maps = np.zeros((1, 100, 100), np.float32)
+    n = int(MIN_AREA * maps.size)
+    maps.reshape(-1)[:n] = 2.0  # exactly the minimum area: still absent
+    assert easi_scores(maps, None, 0.5)[0] == 0.0
+    maps.reshape(-1)[: n + 1] = 2.0
+    assert easi_scores(maps, None, 0.5)[0] == pytest.approx(2.0)
+    assert easi_scores(maps, None, 0.5, min_area=0.0)[0] == pytest.approx(2.0)
