@@ -143,7 +143,7 @@ def photo_panel(a, i, photo, predictor):
     left.plotly_chart(fig, key=f"overlay_{i}", config=PLOTLY_CONFIG)
     right.dataframe(scoring.score_table(photo, a.signs), hide_index=True,
                     column_config=TABLE_COLUMNS)  # fmt: skip
-    right.caption("Score: average severity over the affected skin, 0-3. Uncertainty: lowest "
+    right.caption("Score: typical (median) severity over the affected skin, 0-3. Uncertainty: lowest "
                   "and highest score under flips (test-time augmentation).")  # fmt: skip
     small = figures.small_multiples(
         shown, photo.maps, a.signs, scores=photo.scores, max_score=a.max_score,
