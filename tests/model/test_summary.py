@@ -36,3 +36,17 @@ def test_a_few_specks_count_as_absent() -> None:
     maps.reshape(-1)[: n + 1] = 2.0
     assert easi_scores(maps, None, 0.5)[0] == pytest.approx(2.0)
     assert easi_scores(maps, None, 0.5, min_area=0.0)[0] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "levels", "peaked", "constant"])
+@pytest.mark.parametrize("n", [4096, 4097, 50_001, 65_536])
+def test_fast_median_equals_numpy(kind: str, n: int) -> None:
+    from model.summary import median
+
+    rng = np.random.default_rng(n)
+    v = {"uniform": rng.random(n) * 2.5 + 0.5,
+         "levels": np.round(rng.random(n) * 5 + 1) / 2,  # many ties, as in bf16 maps
+         "peaked": np.clip(rng.normal(2.0, 0.2, n), 0.5, 3.0),
+         "constant": np.full(n, 1.75)}[kind].astype(np.float32)
+    assert median(v, 0.5) == float(np.median(v))
+    assert median(v[:100], 0.5) == float(np.median(v[:100]))  # small arrays: numpy itself
