@@ -58,11 +58,13 @@ def median(v: np.ndarray, lo: float) -> float:
 
 def affected_fraction(maps: np.ndarray, valid: np.ndarray | None, threshold: float, skin: np.ndarray | None = None) -> np.ndarray:
     """(S,) fraction of skin pixels (all valid pixels when no skin estimate) at or above threshold."""
-    region = np.ones(maps.shape[1:], bool) if valid is None else valid.astype(bool)
+    region = None if valid is None else valid.astype(bool)
     if skin is not None:
-        region = region & skin
-    n = max(int(region.sum()), 1)
-    return (maps[:, region] >= threshold).sum(1) / n
+        region = skin if region is None else region & skin
+    hit = (maps >= threshold).reshape(maps.shape[0], -1)
+    if region is None:
+        return hit.mean(1)
+    return (hit & region.reshape(1, -1)).sum(1) / max(int(region.sum()), 1)
 
 
 def label_for(score: float, thresholds: tuple[float, ...] | list[float], names: tuple[str, ...] | list[str]) -> str:
