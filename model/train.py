@@ -55,6 +55,9 @@ class TrainConfig:
     # on 6-channel synthetic data it raised val MAE and did not make the learned importance
     # rank redundant channels above noise (docs/channels.md, bench/bench_channels.py).
     channel_dropout: float = 0.0
+    # MODEL_DIR whose weights start the final model (fine-tuning, a second cosine cycle);
+    # its network (signs, channels, encoder, decoder, normalisation) must match this run's.
+    init_from: str | None = None
     precision: str = "auto"
     image_loss_weight: float = 1.0
     region_loss_weight: float = 0.5  # pooled-score MAE on masked images/crops, beside the pixel MAE
@@ -206,12 +209,26 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
         save_model_dir(net, config, out, card=model_card(config), half=cfg.half_weights)
 
     res = fit(
-        DermSevNet(ncfg), cache, idx["train"], idx["val"] or idx["train"], cfg, precision,
+        _initial_network(ncfg, cfg.init_from), cache, idx["train"], idx["val"] or idx["train"], cfg, precision,
         deadline=deadline, desc="train", progress=progress, on_best=write,
         checkpoint=Path(str(out) + ".partial"), resume=resume,
     )
     write(res.net, res)
     return json.loads((Path(out) / "config.json").read_text())["training"]
+
+
+def _initial_network(ncfg: NetConfig, init_from: str | None) -> DermSevNet:
+    """A fresh network, or one starting from MODEL_DIR `init_from`'s weights (same network only)."""
+    net = DermSevNet(ncfg)
+    if init_from:
+        from model.modeldir import load_network
+
+        start, _ = load_network(init_from)
+        if start.cfg.to_dict() != ncfg.to_dict():
+            diff = sorted(k for k, v in ncfg.to_dict().items() if start.cfg.to_dict().get(k) != v)
+            raise DermsevError(f"init_from {init_from}: its network differs from this run's in {diff}")
+        net.load_state_dict(start.state_dict())
+    return net
 
 
 def model_config(ds: Dataset, cfg: TrainConfig, ncfg: NetConfig, summary: dict) -> dict:

@@ -163,6 +163,28 @@ def test_same_seed_same_weights(tmp_path: Path, synth_dataset: Path) -> None:
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_init_from_starts_from_a_model_dirs_weights(two_epoch_run, synth_dataset: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    start_dir, _ = two_epoch_run
+    start, _ = load_network(start_dir)
+    seen = {}
+    real_fit = fit_module.fit
+
+    def spy(net, *args, **kwargs):
+        seen["state"] = {k: v.clone() for k, v in net.state_dict().items()}
+        return real_fit(net, *args, **kwargs)
+
+    monkeypatch.setattr("model.train.fit", spy)
+    train(synth_dataset, tmp_path / "tuned", TrainConfig(epochs=1, seed=0, init_from=str(start_dir), **TINY),
+          progress=False)
+    assert all(torch.equal(seen["state"][k], v) for k, v in start.state_dict().items())
+    train(synth_dataset, tmp_path / "fresh", TrainConfig(epochs=1, seed=0, **TINY), progress=False)
+    assert not all(torch.equal(seen["state"][k], v) for k, v in start.state_dict().items())
+    with pytest.raises(DermsevError, match="init_from .*differs.*encoder_depth"):
+        train(synth_dataset, tmp_path / "other", TrainConfig(epochs=1, seed=0, init_from=str(start_dir),
+                                                             encoder_depth=4, **TINY), progress=False)
+
+
 def test_image_level_only_data_trains(tmp_path: Path) -> None:
     from model.synth import generate
 
