@@ -73,7 +73,7 @@ def main() -> None:
                 ok_l, ok_a = separated(imp["learned"], truth), separated(imp["ablation"], truth)
                 w = wins[p]
                 w[0], w[1], w[2] = w[0] + ok_l, w[1] + ok_a, w[2] + 1
-                mae = summary["val_metrics"]["mean"]["pixel_mae"] if "val_metrics" in summary else None
+                mae = (summary.get("val_metrics") or {}).get("mean", {}).get("pixel_mae")
                 rows.append(f"| {c} ch (seed {seed}) | {p:g} | {mae if mae is None else f'{mae:.3f}'} | "
                             f"{ranking(imp['learned'])} | {'yes' if ok_l else 'no'} | "
                             f"{ranking(imp['ablation'], 0.005)} | {'yes' if ok_a else 'no'} | {minutes:.1f} |")

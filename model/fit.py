@@ -177,7 +177,6 @@ def fit(
         res.best_epoch = state["best_epoch"]
         gen.manual_seed(cfg.seed + first_epoch)
         tqdm.write(f"{desc}: resuming after epoch {first_epoch}")
-    channel_dropout = cfg.channel_dropout
     drop_gen = torch.Generator().manual_seed(cfg.seed + 1)
     seen, busy = 0, 0.0
     for epoch in range(first_epoch, cfg.epochs):
@@ -187,8 +186,8 @@ def fit(
         for batch in bar:
             t0 = time.perf_counter()
             batch = {k: v.to(device) for k, v in batch.items()}
-            if channel_dropout > 0:
-                batch["image"] = drop_channels(batch["image"], channel_dropout, drop_gen)
+            if cfg.channel_dropout > 0:
+                batch["image"] = drop_channels(batch["image"], cfg.channel_dropout, drop_gen)
             batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
             with autocast(precision, device):
                 loss, parts = compute_loss(net, batch, cfg.supervision, cfg.image_loss_weight, cfg.mixing_sparsity,

@@ -30,7 +30,7 @@ def easi_scores(maps: np.ndarray, valid: np.ndarray | None, threshold: float, mi
     need = max(min_area * s.shape[1], 0)
     for k, row in enumerate(s):
         hit = row[row >= threshold].astype(np.float32, copy=False)
-        if hit.size and hit.size > need:
+        if hit.size > need:
             out[k] = median(hit, threshold)
     return out
 

@@ -20,7 +20,7 @@ from model.data import Dataset, load_dataset
 from model.errors import DermsevError
 from model.fit import FitResult, fit
 from model.mil import METHODS as MIL_METHODS
-from model.modeldir import library_versions, save_model_dir
+from model.modeldir import library_versions, load_network, save_model_dir
 from model.network import DermSevNet, NetConfig
 from model.splits import assign_splits, group_kfold
 from model.trainset import CachedExamples
@@ -128,7 +128,7 @@ def net_config(ds: Dataset, cfg: TrainConfig, mean: list[float], std: list[float
         max_score=ds.spec.max_score,
         encoder=cfg.encoder,
         encoder_depth=cfg.encoder_depth,
-        decoder_channels=(128, 64, 32, 16, 16)[5 - cfg.encoder_depth:] if cfg.encoder_depth <= 5 else (128,) * cfg.encoder_depth,
+        decoder_channels=(128, 64, 32, 16, 16)[5 - cfg.encoder_depth:],  # encoder_depth is 3..5
         film=cfg.film,
         mixing=mixing,
         mil_pool=cfg.mil_pool,
@@ -152,6 +152,8 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
     start = time.monotonic()
     deadline = start + cfg.max_minutes * 60 if cfg.max_minutes else None
     ds = load_dataset(dataset_dir)
+    # A bad init_from fails now, not after caching the data and any cross-validation.
+    start_net = load_network(cfg.init_from)[0] if cfg.init_from else None
     assign_splits(ds.records, seed=cfg.seed, val_frac=cfg.val_frac, test_frac=cfg.test_frac)
     recs = ds.records
     idx = {s: [i for i, r in enumerate(recs) if r.split == s] for s in ("train", "val", "test")}
@@ -166,6 +168,10 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
     cache = CachedExamples(recs, ds.spec, cfg.image_size)
     mean, std = cache.channel_stats()
     ncfg = net_config(ds, cfg, mean, std)
+    if start_net is not None and start_net.cfg.to_dict() != ncfg.to_dict():
+        theirs = start_net.cfg.to_dict()
+        diff = sorted(k for k, v in ncfg.to_dict().items() if theirs.get(k) != v)
+        raise DermsevError(f"init_from {cfg.init_from}: its network differs from this run's in {diff}")
 
     fold_results: list[dict] = []
     if cfg.folds:
@@ -209,7 +215,7 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
         save_model_dir(net, config, out, card=model_card(config), half=cfg.half_weights)
 
     res = fit(
-        _initial_network(ncfg, cfg.init_from), cache, idx["train"], idx["val"] or idx["train"], cfg, precision,
+        _initial_network(ncfg, start_net), cache, idx["train"], idx["val"] or idx["train"], cfg, precision,
         deadline=deadline, desc="train", progress=progress, on_best=write,
         checkpoint=Path(str(out) + ".partial"), resume=resume,
     )
@@ -217,16 +223,10 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
     return json.loads((Path(out) / "config.json").read_text())["training"]
 
 
-def _initial_network(ncfg: NetConfig, init_from: str | None) -> DermSevNet:
-    """A fresh network, or one starting from MODEL_DIR `init_from`'s weights (same network only)."""
+def _initial_network(ncfg: NetConfig, start: DermSevNet | None) -> DermSevNet:
+    """A fresh network, or one starting from `start`'s weights (the same network, checked by the caller)."""
     net = DermSevNet(ncfg)
-    if init_from:
-        from model.modeldir import load_network
-
-        start, _ = load_network(init_from)
-        if start.cfg.to_dict() != ncfg.to_dict():
-            diff = sorted(k for k, v in ncfg.to_dict().items() if start.cfg.to_dict().get(k) != v)
-            raise DermsevError(f"init_from {init_from}: its network differs from this run's in {diff}")
+    if start is not None:
         net.load_state_dict(start.state_dict())
     return net
 

@@ -180,6 +180,9 @@ def test_init_from_starts_from_a_model_dirs_weights(two_epoch_run, synth_dataset
     assert all(torch.equal(seen["state"][k], v) for k, v in start.state_dict().items())
     train(synth_dataset, tmp_path / "fresh", TrainConfig(epochs=1, seed=0, **TINY), progress=False)
     assert not all(torch.equal(seen["state"][k], v) for k, v in start.state_dict().items())
+    with pytest.raises(DermsevError, match="model directory not found"):
+        train(synth_dataset, tmp_path / "none", TrainConfig(epochs=1, init_from=str(tmp_path / "missing"), **TINY),
+              progress=False)
     with pytest.raises(DermsevError, match="init_from .*differs.*encoder_depth"):
         train(synth_dataset, tmp_path / "other", TrainConfig(epochs=1, seed=0, init_from=str(start_dir),
                                                              encoder_depth=4, **TINY), progress=False)
