@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--maps", help="folder for saliency PNGs")
     x.add_argument("--method", default="gradient", choices=["gradient", "jacobian"])
     x.add_argument("--dataset", help="a dataset for the ablation importance (its val split)")
+    x.add_argument("--probe", action="store_true",
+                   help="with --dataset: also what each channel carries on its own (trains a small probe per channel)")
+    x.add_argument("--probe-steps", type=int, default=300, help="training steps per probe (default 300)")
 
     ex = sub.add_parser("export", help="write MODEL_DIR/model.onnx")
     ex.add_argument("model_dir")
@@ -116,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         from model.explain_cli import explain_cli
 
         explain_cli(_resolve_model(args.model_dir), args.images, json_out=args.json_out, maps=args.maps,
-                    method=args.method, dataset=args.dataset)
+                    method=args.method, dataset=args.dataset, probe=args.probe,
+                    probe_steps=args.probe_steps)
     elif args.command == "export":
         from model.export import export_onnx
 

@@ -3,7 +3,8 @@
 
 Channel importance (model/importance.py): the learned mixing weights, else with --dataset
 the ablation study on its val split, else with images the gradient x input estimate over
-them, else uniform. With images: for each image and
+them, else uniform. ``--probe`` (with --dataset) adds what each channel carries on its own
+(model/probe.py: one small network per channel, trained on the dataset's training split). With images: for each image and
 sign, the saliency of the sign's image score per input channel (model/explain.py), summarised
 as each channel's share of the saliency mass, and PNGs written to --maps (default: a folder
 ``<json stem>_maps`` next to the JSON, else ``./explain_maps``):
@@ -151,7 +152,8 @@ def _fmt_importance(imp: dict[str, float]) -> str:
 
 def explain_cli(model_dir: str | Path, images: list[str] | None, json_out: str | None = None,
                 maps: str | None = None, method: str = "gradient", dataset: str | None = None,
-                age: float | None = None, sex: str | None = None, quiet: bool = False) -> dict:
+                age: float | None = None, sex: str | None = None, quiet: bool = False, probe: bool = False,
+                probe_steps: int = 300) -> dict:
     """Run `dermsev explain`; returns the JSON dict (also written to `json_out` if given)."""
     from model.importance import channel_importance
     from model.inference import load_model
@@ -161,17 +163,24 @@ def explain_cli(model_dir: str | Path, images: list[str] | None, json_out: str |
     paths = _check_images(list(images)) if images else []
     if dataset is not None and not Path(dataset).is_dir():
         raise DermsevError(f"{dataset}: dataset folder not found")
+    if probe and dataset is None:
+        raise DermsevError("--probe needs --dataset (the probes train on its training split)")
+    if isinstance(probe_steps, bool) or not isinstance(probe_steps, int) or probe_steps < 1:
+        raise DermsevError(f"--probe-steps must be a whole number >= 1, got {probe_steps!r}")
     predictor = load_model(model_dir)
     # Headline importance: the mixing layer, else the dataset ablation, else the gradient
     # estimate over the given images, else uniform (model/importance.py).
     try:
-        imp = channel_importance(predictor, dataset_dir=dataset, images=paths or None)
+        imp = channel_importance(predictor, dataset_dir=dataset, images=paths or None, probe=probe,
+                                 probe_steps=probe_steps)
     except ValueError as exc:
         raise DermsevError(f"channel importance: {exc}") from None
     result: dict = {"model": str(model_dir), "channel_importance": imp["channel_importance"],
                     "importance_method": imp.get("method"),
                     **{k: v for k, v in imp.items() if k not in ("channel_importance", "method")}}
     lines = [f"channel importance ({result['importance_method']}): {_fmt_importance(result['channel_importance'])}"]
+    if result.get("probe") is not None:
+        lines.append(f"what each channel carries on its own (probe): {_fmt_importance(result['probe'])}")
     if paths:
         folder = _maps_dir(maps, json_out)
         result["method"] = method

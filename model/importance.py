@@ -1,6 +1,6 @@
 """Channel importance: how much each input channel matters to a trained model.
 
-Three estimates, each a ``{channel: weight}`` dict, weights non-negative and summing to 1:
+Four estimates, each a ``{channel: weight}`` dict, weights non-negative and summing to 1:
 
 - ``learned``: read off the input channel mixing layer (``ChannelMixing.importance()``, see
   model/mixing.py and docs/channels.md). Free (no data), but only for models trained with
@@ -16,7 +16,12 @@ Three estimates, each a ``{channel: weight}`` dict, weights non-negative and sum
   pixels and signs of ``|d score / d x_c * (x_c - mean(x_c))|``, the first-order (Taylor)
   estimate of what the ablation above would change in each sign's image score.
 
-``channel_importance(predictor, dataset_dir=None, images=None)`` returns SPEC's
+- ``probe`` (model/probe.py, on request, needs a dataset with masks): not about the model
+  but the data: what each channel can tell on its own, from one small network trained per
+  channel. It credits a channel that carries a sign even when the model gets that sign more
+  cleanly from another channel (which the three measures above score about 0).
+
+``channel_importance(predictor, dataset_dir=None, images=None, probe=False)`` returns SPEC's
 ``{"channel_importance": {...}}`` plus every estimate it computed. The headline
 ``channel_importance`` is, in this order of preference: learned (mixing layer), ablation
 (a dataset was given), gradient (images were given), else uniform (1/C each: "no evidence
@@ -213,10 +218,17 @@ def gradient_importance(predictor: Any, images: Sequence[Any], max_images: int =
 
 
 def channel_importance(predictor: Any, dataset_dir: str | Path | None = None, images: Sequence[Any] | None = None,
-                       split: str = "val", max_images: int = 50) -> dict:
+                       split: str = "val", max_images: int = 50, probe: bool = False, probe_steps: int = 300,
+                       probe_size: int = 96) -> dict:
     """SPEC's explain JSON part: {"channel_importance": {channel: w}, "method", "learned",
-    "ablation", ...}; see the module docstring for which estimate is the headline."""
+    "ablation", ...}; see the module docstring for which estimate is the headline.
+
+    probe: also train model/probe.py's per-channel probes on `dataset_dir` (the model's own
+    train/val split): "probe", "probe_by_sign" and "probe_detail", what each channel carries
+    on its own. Never the headline (it describes the data, not this model)."""
     _, channels = _net_and_channels(predictor)
+    if probe and dataset_dir is None:
+        raise ValueError("probe importance needs a dataset")
     out: dict[str, Any] = {"learned": learned_importance(predictor), "ablation": None}
     if dataset_dir is not None:
         study = ablation_study(predictor, dataset_dir, split, max_images)
@@ -225,6 +237,17 @@ def channel_importance(predictor: Any, dataset_dir: str | Path | None = None, im
         out["ablation_detail"] = {k: study[k] for k in ("metric", "split", "n_images", "base", "ablated")}
     if images:
         out["gradient"] = gradient_importance(predictor, images)
+    if probe:
+        from model.probe import probe_study
+
+        split_settings = _split_seed(predictor)
+        study = probe_study(dataset_dir, size=probe_size, steps=probe_steps, split_seed=split_settings.pop("seed"),
+                            **split_settings)
+        if list(study["alone"]) != channels:
+            raise DermsevError(f"{dataset_dir}: dataset channels {list(study['alone'])} differ from the model's {channels}")
+        out["probe"], out["probe_by_sign"] = study["importance"], study["by_sign"]
+        out["probe_detail"] = {k: study[k] for k in ("metric", "split", "n_train", "n_images", "base", "alone",
+                                                     "explained")}
     for method in ("learned", "ablation", "gradient"):
         if out.get(method) is not None:
             out["channel_importance"], out["method"] = out[method], method

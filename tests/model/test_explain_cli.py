@@ -134,3 +134,19 @@ def test_overlay_and_channel_images() -> None:
     a, b = channel_images(sal)
     assert a.max() == 255 and b.max() == 128  # one shared scale per sign
     assert all(c.max() == 0 for c in channel_images(np.zeros((3, 2, 2))))
+
+
+def test_probe_from_the_cli(tiny_model_dir: Path, synth_dataset: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "probe.json"
+    assert main(["explain", str(tiny_model_dir), "--dataset", str(synth_dataset), "--probe", "--probe-steps", "3",
+                 "--json", str(out)]) == 0
+    assert "carries on its own (probe)" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    check_importance(data["probe"], ["red", "green", "blue"])
+    assert data["importance_method"] == "ablation"  # the probe describes the data, never the headline
+    assert data["probe_detail"]["metric"] == "pixel_mse"
+    assert set(data["probe_by_sign"]) <= {"erythema", "papulation", "excoriation", "lichenification"}
+    for argv in (["--probe"], ["--dataset", str(synth_dataset), "--probe", "--probe-steps", "0"]):
+        assert main(["explain", str(tiny_model_dir), *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("dermsev explain: error:") and "probe" in err and "\n" not in err
