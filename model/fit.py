@@ -86,24 +86,24 @@ def drop_channels(x: torch.Tensor, p: float, gen: torch.Generator | None = None)
 
 
 def compute_loss(net: DermSevNet, batch: dict, supervision: str, image_weight: float, sparsity: float,
-                 region_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+                 region_weight: float = 0.0, sign_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     raw = net(batch["image"], batch["age"], batch["sex"], raw=True)
     maps = raw.clamp(0.0, net.cfg.max_score)
     zero = raw.sum() * 0
     pix, img = zero, zero
     if supervision in ("auto", "pixel"):
-        pix, _ = masked_mae(raw, batch["masks"])
+        pix, _ = masked_mae(raw, batch["masks"], sign_weights)
         if region_weight > 0:
             # The pooled score of the (cropped) masks: a direct signal for the image score,
             # which the per-pixel median regression alone learns slowly on sparse textures.
             target, use = mask_scores(batch["masks"])
-            region, _ = image_mae(net.pool(maps, batch["masks"] != IGNORE), target, use)
+            region, _ = image_mae(net.pool(maps, batch["masks"] != IGNORE), target, use, sign_weights)
             pix = pix + region_weight * region
     if supervision in ("auto", "image"):
         use = torch.ones_like(batch["has_mask"]) if supervision == "image" else ~batch["has_mask"]
         if use.any():
             pooled = net.pool(maps, batch["valid"])
-            img, _ = image_mae(pooled, batch["scores"], use)
+            img, _ = image_mae(pooled, batch["scores"], use, sign_weights)
     loss = pix + image_weight * img
     if net.mixing is not None and sparsity > 0:
         loss = loss + sparsity * net.mixing.entropy()
@@ -178,6 +178,9 @@ def fit(
         gen.manual_seed(cfg.seed + first_epoch)
         tqdm.write(f"{desc}: resuming after epoch {first_epoch}")
     drop_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    sign_weights = None
+    if cfg.sign_loss_weights:
+        sign_weights = torch.tensor([float(cfg.sign_loss_weights.get(s, 1.0)) for s in cache.spec.signs])
     seen, busy = 0, 0.0
     for epoch in range(first_epoch, cfg.epochs):
         net.train()
@@ -191,7 +194,7 @@ def fit(
             batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
             with autocast(precision, device):
                 loss, parts = compute_loss(net, batch, cfg.supervision, cfg.image_loss_weight, cfg.mixing_sparsity,
-                                           cfg.region_loss_weight)
+                                           cfg.region_loss_weight, sign_weights)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

@@ -8,24 +8,33 @@ from torch import Tensor
 from model.data import IGNORE
 
 
-def masked_mae(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+def _weighted_mean(err: Tensor, use: Tensor, weights: Tensor | None) -> Tensor:
+    """sum(err * w) / sum(use * w) over the selected entries; w per sign (dim 1), 1 if None."""
+    use = use.float()
+    if weights is not None:
+        shape = [1, -1] + [1] * (err.dim() - 2)
+        use = use * weights.to(err.device, torch.float32).view(shape)
+    return (err * use).sum() / use.sum().clamp(min=1e-12 if weights is not None else 1)
+
+
+def masked_mae(pred: Tensor, target: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Mean |pred - target| over annotated pixels.
 
     pred: (B, S, H, W) float on 0..max_score; target: (B, S, H, W) uint8 with IGNORE = 255.
+    weights: optional (S,) non-negative per-sign weights (a weighted mean; None = equal).
     Returns (loss, number of annotated pixels); the loss is 0 (with a graph) when none are.
     """
     valid = target != IGNORE
-    n = valid.sum()
-    err = (pred.float() - target.float()).abs() * valid
-    return err.sum() / n.clamp(min=1), n
+    err = (pred.float() - target.float()).abs()
+    return _weighted_mean(err, valid, weights), valid.sum()
 
 
-def image_mae(pooled: Tensor, scores: Tensor, use: Tensor) -> tuple[Tensor, Tensor]:
+def image_mae(pooled: Tensor, scores: Tensor, use: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Mean |pooled - score| over (image, sign) pairs selected by `use`.
 
-    pooled: (B, S) float; scores: (B, S) float, NaN = unknown; use: (B, S) bool.
+    pooled: (B, S) float; scores: (B, S) float, NaN = unknown; use: (B, S) bool;
+    weights: optional (S,) per-sign weights as in `masked_mae`.
     """
     use = use & torch.isfinite(scores)
-    n = use.sum()
-    err = (pooled.float() - torch.nan_to_num(scores)).abs() * use
-    return err.sum() / n.clamp(min=1), n
+    err = (pooled.float() - torch.nan_to_num(scores)).abs()
+    return _weighted_mean(err, use, weights), use.sum()

@@ -61,6 +61,9 @@ class TrainConfig:
     precision: str = "auto"
     image_loss_weight: float = 1.0
     region_loss_weight: float = 0.5  # pooled-score MAE on masked images/crops, beside the pixel MAE
+    # Per-sign weight of every loss term, {sign: w} (unlisted signs 1): more of the network's
+    # capacity for a sign that is harder to see. Early stopping still uses the plain mean MAE.
+    sign_loss_weights: dict[str, float] | None = None
     half_weights: bool = False
     val_frac: float = 0.15
     test_frac: float = 0.15
@@ -83,6 +86,12 @@ class TrainConfig:
              "--crop-size needs pixel masks: image-level scores describe the whole image, not a crop"),
             (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be positive"),
             (0 <= self.channel_dropout < 1, "channel_dropout must be in [0, 1)"),
+            (self.sign_loss_weights is None or (
+                isinstance(self.sign_loss_weights, dict)
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf
+                        for v in self.sign_loss_weights.values())
+                and sum(self.sign_loss_weights.values()) > 0),
+             "sign_loss_weights must map sign names to non-negative numbers, not all 0"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -152,6 +161,9 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
     start = time.monotonic()
     deadline = start + cfg.max_minutes * 60 if cfg.max_minutes else None
     ds = load_dataset(dataset_dir)
+    unknown = sorted(set(cfg.sign_loss_weights or {}) - set(ds.spec.signs))
+    if unknown:
+        raise DermsevError(f"sign_loss_weights: {unknown} not among the dataset's signs {list(ds.spec.signs)}")
     # A bad init_from fails now, not after caching the data and any cross-validation.
     start_net = load_network(cfg.init_from)[0] if cfg.init_from else None
     assign_splits(ds.records, seed=cfg.seed, val_frac=cfg.val_frac, test_frac=cfg.test_frac)

@@ -68,3 +68,25 @@ def test_image_mae_nothing_to_use() -> None:
     loss, n = image_mae(torch.ones(2, 1), torch.tensor([[NAN], [NAN]]), torch.ones(2, 1, dtype=torch.bool))
     assert n.item() == 0 and loss.item() == 0.0
 
+
+
+def test_sign_weights_give_a_weighted_mean_over_signs() -> None:
+    pred = torch.zeros(1, 2, 1, 2, requires_grad=True)
+    target = torch.tensor([[[[1, 255]], [[3, 2]]]], dtype=torch.uint8)  # errors 1 | 3, 2
+    loss, n = masked_mae(pred, target, torch.tensor([1.0, 3.0]))
+    assert n.item() == 3
+    assert loss.item() == pytest.approx((1 * 1 + 3 * (3 + 2)) / (1 + 3 * 2))
+    loss.backward()
+    torch.testing.assert_close(pred.grad, -torch.tensor([[[[1.0, 0.0]], [[3.0, 3.0]]]]) / 7)
+    # equal weights are the plain mean; a zero weight drops the sign
+    assert masked_mae(pred, target, torch.tensor([2.0, 2.0]))[0].item() == pytest.approx(6 / 3)
+    assert masked_mae(pred, target, torch.tensor([0.0, 1.0]))[0].item() == pytest.approx(5 / 2)
+
+
+def test_image_mae_sign_weights() -> None:
+    pooled = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    scores = torch.tensor([[0.0, 2.0], [NAN, 1.0]])
+    use = torch.ones(2, 2, dtype=torch.bool)
+    loss, n = image_mae(pooled, scores, use, torch.tensor([1.0, 0.5]))
+    assert n.item() == 3
+    assert loss.item() == pytest.approx((1 + 0.5 * 2 + 0.5 * 1) / (1 + 0.5 + 0.5))

@@ -287,3 +287,28 @@ def test_train_errors_are_dermsev_errors(tmp_path: Path) -> None:
     with pytest.raises(DermsevError, match="not found"):
         train(tmp_path / "missing", tmp_path / "m", TrainConfig(**TINY), progress=False)
     assert not (tmp_path / "m").exists()
+
+
+def test_sign_loss_weights_steer_the_gradient(synth_dataset: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sign weighted 0 gets no gradient: its head row stays as initialised (no weight decay)."""
+    seen = {}
+    real_fit = fit_module.fit
+
+    def spy(net, *args, **kwargs):
+        seen["head"] = net.head[0].weight.detach().clone()
+        return real_fit(net, *args, **kwargs)
+
+    monkeypatch.setattr("model.train.fit", spy)
+    weights = {"erythema": 1.0, "papulation": 0.0, "excoriation": 0.0, "lichenification": 0.0}
+    train(synth_dataset, tmp_path / "w", TrainConfig(epochs=1, seed=0, weight_decay=0.0, sign_loss_weights=weights,
+                                                     **TINY), progress=False)
+    after = load_network(tmp_path / "w")[0].head[0].weight.detach()
+    assert not torch.equal(after[0], seen["head"][0])
+    assert torch.equal(after[1:], seen["head"][1:])
+    with pytest.raises(DermsevError, match=r"sign_loss_weights: \['itch'\] not among"):
+        train(synth_dataset, tmp_path / "x", TrainConfig(epochs=1, sign_loss_weights={"itch": 2.0}, **TINY),
+              progress=False)
+    for bad in ({"erythema": -1.0}, {"erythema": 0.0}, ["erythema"], {"erythema": "2"}):
+        with pytest.raises(DermsevError, match="sign_loss_weights must map"):
+            TrainConfig(sign_loss_weights=bad)
