@@ -30,9 +30,9 @@ format: install
 	$(BIN)/ruff format model dashboard tests bench
 
 # Reproduce the bundled demo model from synthetic data (85 minutes of training on one core,
-# then fine-tuning: 30 minutes on two cores, 70 on one with papulation weighted 2, and up to
-# 45 on two with papulation weighted 3, as the bundled one was; the epoch count reached
-# depends on the machine),
+# then fine-tuning: 30 minutes on two cores, 70 on one with papulation weighted 2, up to 45
+# on two with papulation weighted 3, and 25 more at half the learning rate, as the bundled
+# one was; the epoch count reached depends on the machine),
 # then measure it on a fresh synthetic test set.
 demo-model: install
 	rm -rf data/demo-synth
@@ -43,6 +43,8 @@ demo-model: install
 	OMP_NUM_THREADS=1 $(BIN)/dermsev train data/demo-synth --out data/demo-finetuned --config bench/demo_finetune_papulation.yaml
 	rm -rf model/assets/demo && mv data/demo-finetuned model/assets/demo
 	$(BIN)/dermsev train data/demo-synth --out data/demo-finetuned --config bench/demo_finetune_papulation2.yaml
+	rm -rf model/assets/demo && mv data/demo-finetuned model/assets/demo
+	$(BIN)/dermsev train data/demo-synth --out data/demo-finetuned --config bench/demo_finetune_papulation3.yaml
 	rm -rf model/assets/demo && mv data/demo-finetuned model/assets/demo
 	rm -rf data/demo-test
 	$(BIN)/dermsev synth data/demo-test --n 300 --size 256 --seed 1234
