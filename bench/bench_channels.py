@@ -44,25 +44,35 @@ def ranking(importance: dict[str, float], floor: float = 0.0) -> str:
     return ", ".join(f"{c} {v:.2f}" for c, v in items if v > floor)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_data_args(ap: argparse.ArgumentParser) -> None:
+    """The synthetic data settings bench_channels.py and bench_probe.py share (same data, same folders)."""
     ap.add_argument("--channels", type=int, nargs="+", default=[6, 8])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--dropout", type=float, nargs="+", default=[0.0, 0.2, 0.35, 0.5])
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", type=Path, default=Path("/tmp/dermsev_bench_channels"))
+
+
+def synth_data(args: argparse.Namespace, channels: int, seed: int) -> tuple[Path, dict[str, list]]:
+    """`dermsev synth --channels C --seed SEED` under --work (made once), and its channel_signs truth."""
+    ds = args.work / f"synth_c{channels}_s{seed}"
+    if not (ds / "manifest.csv").is_file():
+        generate(ds, n=args.n, size=args.size, seed=seed, channels=channels)
+    return ds, yaml.safe_load((ds / "dataset.yaml").read_text())["channel_signs"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_args(ap)
+    ap.add_argument("--dropout", type=float, nargs="+", default=[0.0, 0.2, 0.35, 0.5])
+    ap.add_argument("--epochs", type=int, default=20)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows, wins = [], {p: [0, 0, 0] for p in args.dropout}  # learned ok, ablation ok, runs
     for c in args.channels:
         for seed in args.seeds:
-            ds = args.work / f"synth_c{c}_s{seed}"
-            if not (ds / "manifest.csv").is_file():
-                generate(ds, n=args.n, size=args.size, seed=seed, channels=c)
-            truth = yaml.safe_load((ds / "dataset.yaml").read_text())["channel_signs"]
+            ds, truth = synth_data(args, c, seed)
             for p in args.dropout:
                 out = args.work / f"model_c{c}_s{seed}_p{p}"
                 t0 = time.monotonic()

@@ -22,31 +22,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import yaml  # noqa: E402
-
-from bench.bench_channels import ranking, separated  # noqa: E402
+from bench.bench_channels import add_data_args, ranking, separated, synth_data  # noqa: E402
 from model.probe import probe_study  # noqa: E402
-from model.synth import generate  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--channels", type=int, nargs="+", default=[6, 8])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--size", type=int, default=128)
+    add_data_args(ap)
     ap.add_argument("--probe-size", type=int, default=96)
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/dermsev_bench_channels"))
     args = ap.parse_args()
     rows, wins = [], 0
     for c in args.channels:
         for seed in args.seeds:
-            ds = args.work / f"synth_c{c}_s{seed}"
-            if not (ds / "manifest.csv").is_file():
-                generate(ds, n=args.n, size=args.size, seed=seed, channels=c)
-            truth = yaml.safe_load((ds / "dataset.yaml").read_text())["channel_signs"]
+            ds, truth = synth_data(args, c, seed)
             t0 = time.monotonic()
             r = probe_study(ds, size=args.probe_size, steps=args.steps, seed=0, split_seed=seed, threads=args.threads)
             minutes = (time.monotonic() - t0) / 60

@@ -47,6 +47,13 @@ from model.summary import easi_scores
 SPLITS = ("train", "val", "test", "all")
 
 
+def check_whole(name: str, v: object, lo: int) -> int:
+    """`v` as an int, or ValueError unless it is a whole number >= lo (bools refused)."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be a whole number >= {lo}, got {v!r}")
+    return int(v)
+
+
 def normalise(values: Mapping[str, float] | Sequence[float], names: Sequence[str] | None = None) -> dict[str, float]:
     """Clip at 0 and scale to sum 1 (uniform when nothing is positive); NaN counts as 0.
 
@@ -119,8 +126,7 @@ def ablation_study(predictor: Any, dataset_dir: str | Path, split: str = "val", 
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
-    if isinstance(max_images, bool) or not isinstance(max_images, (int, np.integer)) or max_images < 1:
-        raise ValueError(f"max_images must be a whole number >= 1, got {max_images!r}")
+    max_images = check_whole("max_images", max_images, 1)
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     _, channels = _net_and_channels(predictor)
@@ -194,8 +200,7 @@ def gradient_importance(predictor: Any, images: Sequence[Any], max_images: int =
     """
     from model.mil import affected_mean
 
-    if isinstance(max_images, bool) or not isinstance(max_images, (int, np.integer)) or max_images < 1:
-        raise ValueError(f"max_images must be a whole number >= 1, got {max_images!r}")
+    max_images = check_whole("max_images", max_images, 1)
     images = list(images)[: int(max_images)]
     if not images:
         raise ValueError("gradient importance needs at least one image")

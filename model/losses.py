@@ -14,7 +14,7 @@ def _weighted_mean(err: Tensor, use: Tensor, weights: Tensor | None) -> Tensor:
     if weights is not None:
         shape = [1, -1] + [1] * (err.dim() - 2)
         use = use * weights.to(err.device, torch.float32).view(shape)
-    return (err * use).sum() / use.sum().clamp(min=1e-12 if weights is not None else 1)
+    return (err * use).sum() / use.sum().clamp(min=1e-12)  # 0 (with a graph) when nothing is selected
 
 
 def masked_mae(pred: Tensor, target: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:

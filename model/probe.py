@@ -37,7 +37,7 @@ from torch import nn
 from model import augment
 from model.data import IGNORE, load_dataset
 from model.errors import DermsevError
-from model.importance import normalise
+from model.importance import check_whole, normalise
 from model.splits import assign_splits
 from model.trainset import CachedExamples, SeverityDataset, eval_batches
 
@@ -56,12 +56,6 @@ class ProbeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.interpolate(self.body(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
-
-
-def _check_int(name: str, v: object, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be a whole number >= {lo}, got {v!r}")
-    return int(v)
 
 
 def _train_probe(inputs: list[torch.Tensor], masks: list[torch.Tensor], signs: int, steps: int, batch_size: int,
@@ -97,9 +91,9 @@ def probe_study(dataset_dir: str | Path, size: int = 96, steps: int = 300, batch
     "explained": {channel: 1 - MSE / base},
     "importance": {channel: w}, "by_sign": {sign: {channel: w}}, "base_by_sign", "alone_by_sign"}.
     """
-    size = _check_int("size", size, 32)
-    steps = _check_int("steps", steps, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
+    size = check_whole("size", size, 32)
+    steps = check_whole("steps", steps, 1)
+    batch_size = check_whole("batch_size", batch_size, 1)
     ds = load_dataset(dataset_dir)
     assign_splits(ds.records, seed=split_seed, val_frac=val_frac, test_frac=test_frac)
     train_recs, val_recs = ds.subset("train"), ds.subset("val")
