@@ -49,7 +49,7 @@ demo-model: install
 	rm -rf data/demo-test
 	$(BIN)/dermsev synth data/demo-test --n 300 --size 256 --seed 1234
 	$(BIN)/dermsev evaluate model/assets/demo data/demo-test --split all --json docs/demo_metrics.json
-	$(BIN)/python -c "from model.card import add_test_metrics; add_test_metrics('model/assets/demo', 'docs/demo_metrics.json')"
+	$(BIN)/python -c "from model.training.card import add_test_metrics; add_test_metrics('model/assets/demo', 'docs/demo_metrics.json')"
 
 docs: install
 	$(BIN)/python -c "from model.synth import render_gallery; import sys; render_gallery('data/demo-synth', 'docs/gallery.png')"

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from model.importance import channel_importance  # noqa: E402
-from model.inference import load_model  # noqa: E402
-from model.synth import generate  # noqa: E402
-from model.train import TrainConfig, train  # noqa: E402
+from model.explain.importance import channel_importance  # noqa: E402
+from model.inference.predictor import load_model  # noqa: E402
+from model.synth.generator import generate  # noqa: E402
+from model.training.train import TrainConfig, train  # noqa: E402
 
 
 def separated(importance: dict[str, float], truth: dict[str, list]) -> bool:

@@ -17,7 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from model.network import DermSevNet, NetConfig  # noqa: E402
+from model.nets.unet import DermSevNet, NetConfig  # noqa: E402
 
 CANDIDATES = ["resnet18", "resnet34", "mobilenet_v2", "efficientnet-b0", "tu-mobilenetv3_large_100",
               "tu-mobilenetv3_small_100", "tu-resnet10t"]

@@ -4,7 +4,7 @@
         [--backend auto|torch-fp32|torch-bf16|onnx] [--threads N]
         [--compare DATASET_OR_FOLDER [--n 40]]
 
-Without --compare: the same report as `dermsev bench` (see model/bench.py). With --compare:
+Without --compare: the same report as `dermsev bench` (see model/inference/bench.py). With --compare:
 each backend against torch fp32 on the images of a `dermsev synth` dataset (or any folder):
 max map and score difference, and how many labels change.
 """
@@ -21,8 +21,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.bench import bench_cli, compare_backends  # noqa: E402
-from model.predict_cli import expand_inputs  # noqa: E402
+from model.inference.bench import bench_cli, compare_backends  # noqa: E402
+from model.cli.predict import expand_inputs  # noqa: E402
 
 
 def main() -> None:

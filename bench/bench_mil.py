@@ -9,7 +9,7 @@ same generator and seed with masks for the ceiling (the very same images, so the
 difference is the supervision); a test set with masks from another seed (--seed + 1000).
 Every model has the same budget (epochs, image size, encoder mobilenet_v2, batch size,
 seed); training holds out 15% of its data for early stopping (no test split: the test set
-is separate). Metrics are `model.evaluate.evaluate` on the whole test set (SPEC's JSON,
+is separate). Metrics are `model.scoring.evaluate.evaluate` on the whole test set (SPEC's JSON,
 mean over signs): image MAE, QWK, affected Dice, pixel MAE.
 
 Prints a markdown table; with --append-doc, appends it with the command, the settings and
@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from model.evaluate import evaluate  # noqa: E402
-from model.inference import load_model  # noqa: E402
-from model.mil import METHODS  # noqa: E402
-from model.synth import generate  # noqa: E402
-from model.train import TrainConfig, train  # noqa: E402
+from model.scoring.evaluate import evaluate  # noqa: E402
+from model.inference.predictor import load_model  # noqa: E402
+from model.nets.mil import METHODS  # noqa: E402
+from model.synth.generator import generate  # noqa: E402
+from model.training.train import TrainConfig, train  # noqa: E402
 
 KEYS = ("image_mae", "qwk", "affected_dice", "pixel_mae")
 
@@ -56,8 +56,8 @@ def reference(train_dir: Path, test_dir: Path) -> dict:
     """No model: each sign's training median as every image's score (image MAE, QWK 0) and
     every annotated pixel called affected (Dice), an all-zero map (pixel MAE); pooled over the
     test set as evaluate does."""
-    from model.data import IGNORE, load_dataset
-    from model.io import read_mask
+    from model.data.dataset import IGNORE, load_dataset
+    from model.data.io import read_mask
 
     tr, te = load_dataset(train_dir), load_dataset(test_dir)
     per_sign = {}

@@ -5,7 +5,7 @@
 
 For every channel count and seed: `dermsev synth --channels C` (the same data as
 bench/bench_channels.py; its dataset.yaml lists `channel_signs`, the truth), then
-model/probe.py's probe study on the split `dermsev train --seed SEED` makes. Reports the
+model/explain/probe.py's probe study on the split `dermsev train --seed SEED` makes. Reports the
 probe importance, each channel's explained share of the severity variance, the top channel
 per sign, and whether every informative channel ranks above every noise channel.
 """
@@ -23,7 +23,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_channels import add_data_args, ranking, separated, synth_data  # noqa: E402
-from model.probe import probe_study  # noqa: E402
+from model.explain.probe import probe_study  # noqa: E402
 
 
 def main() -> None:

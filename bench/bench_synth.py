@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from model.synth import _Job, _make_one, generate, plan_patients
+from model.synth.generator import _Job, _make_one, generate, plan_patients
 
 
 def per_image_ms(size: int, channels: int, k: int = 40) -> float:

@@ -4,7 +4,7 @@ combinations of sign severities never seen in training.
     .venv/bin/python bench/bench_unseen_combos.py --n 400 --size 128 --epochs 10 --threads 1 \
         --doc docs/unseen_combinations.md
 
-Synthetic data (`model.synth.generate`) draws every sign's peak severity independently, so
+Synthetic data (`model.synth.generator.generate`) draws every sign's peak severity independently, so
 every 4-tuple occurs. A seeded fraction of the observed image tuples (erythema, papulation,
 excoriation, lichenification peak levels, with at least two signs present) is held out:
 every image with a held-out tuple goes to the "unseen" test set, and in the training images
@@ -33,14 +33,14 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from model import augment  # noqa: E402
-from model.data import IGNORE, load_dataset  # noqa: E402
-from model.fit import compute_loss  # noqa: E402
-from model.metrics import to_labels  # noqa: E402
-from model.network import DermSevNet, NetConfig  # noqa: E402
-from model.summary import easi_scores  # noqa: E402
-from model.train import TrainConfig  # noqa: E402
-from model.trainset import CachedExamples, SeverityDataset, eval_batches  # noqa: E402
+from model.data import augment  # noqa: E402
+from model.data.dataset import IGNORE, load_dataset  # noqa: E402
+from model.training.fit import compute_loss  # noqa: E402
+from model.scoring.metrics import to_labels  # noqa: E402
+from model.nets.unet import DermSevNet, NetConfig  # noqa: E402
+from model.scoring.summary import easi_scores  # noqa: E402
+from model.training.train import TrainConfig  # noqa: E402
+from model.data.trainset import CachedExamples, SeverityDataset, eval_batches  # noqa: E402
 
 LEVELS = 4  # severities 0..3
 KINDS = ("regression", "classifier")
@@ -150,7 +150,7 @@ def combo_target(masks: torch.Tensor) -> torch.Tensor:
 
 def train(net: DermSevNet, kind: str, cache: CachedExamples, idx: list[int], epochs: int,
           batch_size: int, lr: float = 2e-3, seed: int = 0, max_steps: int | None = None) -> dict:
-    """model/fit.py's recipe without early stopping: AdamW, warm-up + cosine, bf16 autocast,
+    """model/training/fit.py's recipe without early stopping: AdamW, warm-up + cosine, bf16 autocast,
     channels_last, full augmentation, gradient clipping; a fixed number of steps."""
     ds = SeverityDataset(cache, idx, augment.train_transform(cache.size, "full", seed=seed))
     loader = DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=0,
@@ -338,7 +338,7 @@ def _generator_version() -> str:
 
 def settings(a: argparse.Namespace, out: dict, minutes: float) -> str:
     fit = out["fits"]["regression"]
-    return (f"Generator: model/synth.py at commit {_generator_version()}.\n\n"
+    return (f"Generator: model/synth/generator.py at commit {_generator_version()}.\n\n"
             f"Command: `.venv/bin/python bench/bench_unseen_combos.py --n {a.n} --size {a.size} --epochs {a.epochs} "
             f"--batch-size {a.batch_size} --encoder {a.encoder} --holdout {a.holdout} --seed {a.seed} "
             f"--data-seed {a.data_seed} --threads {a.threads} --doc {a.doc}`\n\n"
@@ -377,7 +377,7 @@ def main() -> None:
     ap.add_argument("--doc", type=Path, default=None, help="write the table to this markdown file")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from model.synth import generate
+    from model.synth.generator import generate
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

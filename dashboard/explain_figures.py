@@ -1,7 +1,7 @@
 """Figures for "why this score": saliency overlays per sign, saliency per input channel, and
 the display of a C-channel image from the channels a clinician picks (no streamlit here).
 
-Saliency maps come from `model.explain.explain_image`: per sign a (C, h, w) map >= 0 (one
+Saliency maps come from `model.explain.saliency.explain_image`: per sign a (C, h, w) map >= 0 (one
 plane per input channel) and its projection, an (h, w) map on 0..1. The overlay uses a
 colour scale that is transparent at 0, so the photo shows where nothing drove the score.
 """

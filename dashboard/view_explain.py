@@ -42,7 +42,7 @@ def learned_channel_importance(predictor: Any) -> dict[str, float] | None:
     if getattr(predictor, "net", None) is None or not getattr(predictor, "channels", None):
         return None
     try:
-        from model.importance import learned_importance
+        from model.explain.importance import learned_importance
 
         return learned_importance(predictor)
     except ImportError:  # fall back to the network's own reading of the layer
@@ -84,7 +84,7 @@ def channel_stack(
     if decode is None or not data:
         return None
     try:
-        from model.io import resize
+        from model.data.io import resize
 
         img, _ = decode(data, name)
         if img.shape[:2] != tuple(shape):
@@ -153,7 +153,7 @@ def why_this_score(
                        help="A few seconds on a CPU."):  # fmt: skip
             with st.spinner("Computing the saliency maps..."):
                 try:
-                    from model.explain import explain_image
+                    from model.explain.saliency import explain_image
 
                     explained[method] = explain_image(predictor, data, age=a.age, sex=a.sex,
                                                       method=method)  # fmt: skip

@@ -22,7 +22,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
 torch.set_num_threads(1)
 # One OpenCV thread too: a process whose OpenCV thread pool has started hangs when it forks
-# worker processes (as `model.synth.generate` does); tests would hang in whatever runs next.
+# worker processes (as `model.synth.generator.generate` does); tests would hang in whatever runs next.
 cv2.setNumThreads(1)
 
 SIGNS = ("erythema", "papulation", "excoriation", "lichenification")
@@ -125,13 +125,13 @@ def dataset_writer(tmp_path: Path):
 @pytest.fixture(scope="session")
 def synth_dataset(tmp_path_factory) -> Path:
     """16 synthetic 64-px images (4 signs, RGB, masks, fitzpatrick column), made once."""
-    from model.synth import generate
+    from model.synth.generator import generate
 
     return generate(tmp_path_factory.mktemp("synth") / "ds", n=16, size=64, seed=11, workers=1)
 
 
 def tiny_config(**overrides):
-    from model.network import NetConfig
+    from model.nets.unet import NetConfig
 
     return NetConfig(**{"decoder_channels": TINY_DECODER, **overrides})
 
@@ -142,10 +142,10 @@ def write_tiny_model(out: Path, gain: float = 20.0, seed: int = 0, **net_overrid
     gain: scales the (linear, clamped) head and its bias centres the maps at max_score / 2,
     so the untrained maps spread over 0..max_score instead of clustering at 0.
     """
-    from model.data import Dataset, DatasetSpec
-    from model.modeldir import save_model_dir
-    from model.network import DermSevNet
-    from model.train import TrainConfig, model_config
+    from model.data.dataset import Dataset, DatasetSpec
+    from model.nets.modeldir import save_model_dir
+    from model.nets.unet import DermSevNet
+    from model.training.train import TrainConfig, model_config
 
     torch.manual_seed(seed)
     ncfg = tiny_config(**net_overrides)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.data import IGNORE
-from model.synth import generate
+from model.data.dataset import IGNORE
+from model.synth.generator import generate
 
 _PATH = Path(__file__).resolve().parents[2] / "bench" / "bench_unseen_combos.py"
 _spec = importlib.util.spec_from_file_location("bench_unseen_combos", _PATH)

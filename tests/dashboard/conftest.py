@@ -1,4 +1,4 @@
-"""Fakes shaped like `model.inference` results, so dashboard modules test without a model."""
+"""Fakes shaped like `model.inference.predictor` results, so dashboard modules test without a model."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def _make_result_fixture():
 
 
 class FakePredictor:
-    """Stands in for `model.inference.Predictor`: decodes with Pillow, scores redness."""
+    """Stands in for `model.inference.predictor.Predictor`: decodes with Pillow, scores redness."""
 
     signs = list(SIGNS)
     max_score = 3.0

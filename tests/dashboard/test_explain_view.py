@@ -78,7 +78,7 @@ def test_is_multichannel():
 
 
 def _explanation(h=24, w=32, channels=("red", "green", "blue"), seed=0):
-    """An explain_image-shaped result (model/explain.py), without a model."""
+    """An explain_image-shaped result (model/explain/saliency.py), without a model."""
     rng = np.random.default_rng(seed)
     sal = {s: rng.random((len(channels), h, w)).astype(np.float32) for s in SIGNS}
     share = {
@@ -183,13 +183,13 @@ def heatmap_names(fig: dict) -> list[str]:
 
 
 def _start(monkeypatch, tmp_path, model_dir: Path | None = None, fake=None):
-    import model.inference
+    import model.inference.predictor
 
     monkeypatch.setenv("DERMSEV_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("DERMSEV_BACKEND", "torch-fp32")  # no backend measurement in tests
     if model_dir is None:
         monkeypatch.delenv("DERMSEV_MODEL", raising=False)
-        monkeypatch.setattr(model.inference, "load_model", lambda model_dir=None: fake)
+        monkeypatch.setattr(model.inference.predictor, "load_model", lambda model_dir=None: fake)
     else:
         monkeypatch.setenv("DERMSEV_MODEL", str(model_dir))
     st.cache_resource.clear()
@@ -207,7 +207,7 @@ def fake_app(monkeypatch, tmp_path, fake_predictor):
 
 
 def test_fake_model_why_this_score(fake_app, monkeypatch):
-    import model.explain
+    import model.explain.saliency
 
     calls = []
 
@@ -215,7 +215,7 @@ def test_fake_model_why_this_score(fake_app, monkeypatch):
         calls.append((image[:4], age, sex, method))
         return _explanation()
 
-    monkeypatch.setattr(model.explain, "explain_image", explain_image)
+    monkeypatch.setattr(model.explain.saliency, "explain_image", explain_image)
     at = fake_app
     fill(at, [("a.png", png(0), "image/png")])
     assert not at.sidebar.get("plotly_chart")[1:]  # legend only: no mixing layer, no importance
@@ -236,12 +236,12 @@ def test_fake_model_why_this_score(fake_app, monkeypatch):
 
 
 def test_fake_model_explain_failure_is_reported(fake_app, monkeypatch):
-    import model.explain
+    import model.explain.saliency
 
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(model.explain, "explain_image", broken)
+    monkeypatch.setattr(model.explain.saliency, "explain_image", broken)
     fill(fake_app, [("a.png", png(0), "image/png")])
     k = f"{fake_app.session_state['batch']}_0"
     fake_app.button(key=f"explain_{k}").click()

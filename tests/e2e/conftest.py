@@ -189,8 +189,8 @@ def page(browser, request, tmp_path):
 
 @pytest.fixture(scope="session")
 def skin_photo(tmp_path_factory) -> Path:
-    """One synthetic close-up skin photo (256 px PNG, all four signs present) from model.synth."""
-    from model.synth import generate
+    """One synthetic close-up skin photo (256 px PNG, all four signs present) from model.synth.generator."""
+    from model.synth.generator import generate
 
     ds = generate(tmp_path_factory.mktemp("e2e_photo") / "ds", n=1, size=256, seed=5, workers=1)
     return next((ds / "images").glob("*.png"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from model.augment import (
+from model.data.augment import (
     AUGMENT_MODES,
     RGBJitter,
     apply,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from model.bench import STAGES, bench_cli, decode_floor
+from model.inference.bench import STAGES, bench_cli, decode_floor
 
 
 @pytest.fixture(autouse=True)
@@ -38,11 +38,11 @@ def test_bench_cli_json_has_every_stage(tiny_model_dir: Path, tmp_path: Path, ca
 
 
 def test_bench_command_line(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import model.bench
-    from model.cli import main
+    import model.inference.bench
+    from model.cli.main import main
 
     seen = {}
-    monkeypatch.setattr(model.bench, "bench_cli", lambda md, json_out=None, repeats=10: seen.update(
+    monkeypatch.setattr(model.inference.bench, "bench_cli", lambda md, json_out=None, repeats=10: seen.update(
         md=md, json_out=json_out, repeats=repeats))
     assert main(["bench", str(tiny_model_dir), "--json", str(tmp_path / "b.json"), "--repeats", "2"]) == 0
     assert seen == {"md": str(tiny_model_dir), "json_out": str(tmp_path / "b.json"), "repeats": 2}
@@ -57,7 +57,7 @@ def test_bad_repeats(tiny_model_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_peak_memory_of_a_fresh_process(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from model.bench import _peak_memory, synthetic_photos
+    from model.inference.bench import _peak_memory, synthetic_photos
 
     photos = synthetic_photos(tmp_path, n_batch=0, photo_size=(600, 800))
     mem = _peak_memory(tiny_model_dir, photos["12mp"], "torch-fp32", 1)

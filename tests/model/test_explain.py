@@ -1,4 +1,4 @@
-"""Saliency on tiny hand-built forwards (no dependency on model/network.py)."""
+"""Saliency on tiny hand-built forwards (no dependency on model/nets/unet.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from model.explain import explain_image, project, saliency
-from model.mil import MILPool
+from model.explain.saliency import explain_image, project, saliency
+from model.nets.mil import MILPool
 
 torch.set_num_threads(1)
 
@@ -168,7 +168,7 @@ class _FakeNet(nn.Module):
 
 
 class _FakePredictor:
-    """Duck-typed model.inference.Predictor: an 20x24 image padded to 32x32."""
+    """Duck-typed model.inference.predictor.Predictor: an 20x24 image padded to 32x32."""
 
     signs = ["erythema", "papulation"]
     channels = ["red", "green", "blue"]

@@ -10,9 +10,9 @@ import pytest
 import tifffile
 from PIL import Image
 
-from model.cli import main
+from model.cli.main import main
 from model.errors import DermsevError
-from model.explain_cli import channel_images, explain_cli, overlay
+from model.cli.explain import channel_images, explain_cli, overlay
 
 SIGNS = ["erythema", "papulation", "excoriation", "lichenification"]
 

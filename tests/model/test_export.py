@@ -16,9 +16,9 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from model.errors import DermsevError
-from model.export import export_onnx, onnx_session
-from model.inference import load_model
-from model.modeldir import load_network, save_model_dir
+from model.inference.export import export_onnx, onnx_session
+from model.inference.predictor import load_model
+from model.nets.modeldir import load_network, save_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_onnx_backend_gives_the_fp32_labels(model_dir: Path, synth_dataset: Path
 
 
 def test_every_backend_close_to_fp32_and_labels_unchanged(model_dir: Path, synth_dataset: Path) -> None:
-    from model.bench import compare_backends
+    from model.inference.bench import compare_backends
 
     rep = compare_backends(model_dir, synth_images(synth_dataset), backends=("torch-bf16", "onnx"))
     assert rep["onnx"]["max_abs_diff"] < 1e-3 and rep["onnx"]["label_changes"] == 0
@@ -133,7 +133,7 @@ def test_stale_after_network_settings_change(tmp_path: Path, model_dir: Path) ->
 
 
 def test_export_cli(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    from model.cli import main
+    from model.cli.main import main
 
     md = tmp_path / "m"
     shutil.copytree(model_dir, md)

@@ -9,7 +9,7 @@ import torch
 
 
 def test_channel_dropout_replaces_channels_by_their_mean_and_keeps_one() -> None:
-    from model.fit import drop_channels
+    from model.training.fit import drop_channels
 
     x = torch.rand(64, 5, 8, 8)
     one = x[:, :1]
@@ -27,14 +27,14 @@ def test_channel_dropout_replaces_channels_by_their_mean_and_keeps_one() -> None
 
 def test_channel_dropout_setting_is_checked() -> None:
     from model.errors import DermsevError
-    from model.train import TrainConfig
+    from model.training.train import TrainConfig
 
     with pytest.raises(DermsevError, match="channel_dropout"):
         TrainConfig(channel_dropout=1.0)
 
 
 def test_schedule_warms_up_then_anneals_by_steps_or_clock() -> None:
-    from model.fit import schedule_factor
+    from model.training.fit import schedule_factor
 
     assert schedule_factor(0, 100, 10) == pytest.approx(0.1)  # warm-up
     assert schedule_factor(9, 100, 10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.09)))

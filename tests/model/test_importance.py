@@ -15,7 +15,7 @@ import yaml
 from torch import nn
 
 from model.errors import DermsevError
-from model.importance import (
+from model.explain.importance import (
     ablation_importance,
     ablation_study,
     channel_importance,
@@ -24,9 +24,9 @@ from model.importance import (
     normalise,
     rank,
 )
-from model.inference import load_model
-from model.modeldir import save_model_dir
-from model.network import DermSevNet, NetConfig
+from model.inference.predictor import load_model
+from model.nets.modeldir import save_model_dir
+from model.nets.unet import DermSevNet, NetConfig
 
 torch.set_num_threads(1)
 CHANNELS = ("red", "green", "uv", "noise")
@@ -222,8 +222,8 @@ def test_end_to_end_recovery_on_synthetic_six_channels(tmp_path: Path) -> None:
     """
     import json
 
-    from model.synth import generate
-    from model.train import TrainConfig, train
+    from model.synth.generator import generate
+    from model.training.train import TrainConfig, train
 
     ds = generate(tmp_path / "ds", n=96, size=64, seed=5, channels=6, workers=1)
     truth = yaml.safe_load((ds / "dataset.yaml").read_text())["channel_signs"]

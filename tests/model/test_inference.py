@@ -10,8 +10,8 @@ import tifffile
 from PIL import Image
 
 from model.errors import DermsevError
-from model.inference import Predictor, load_model, match_channels
-from model.io import read_image
+from model.inference.predictor import Predictor, load_model, match_channels
+from model.data.io import read_image
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""model.io.read_image: broken files are refused naming the file; awkward valid ones decode."""
+"""model.data.io.read_image: broken files are refused naming the file; awkward valid ones decode."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 import tifffile
 from PIL import Image
 
-import model.io as mio
+import model.data.io as mio
 from model.errors import DermsevError
-from model.io import image_shape, read_image
+from model.data.io import image_shape, read_image
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from model.losses import image_mae, masked_mae
+from model.training.losses import image_mae, masked_mae
 
 NAN = math.nan
 

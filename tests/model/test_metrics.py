@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.metrics import (
+from model.scoring.metrics import (
     METRIC_KEYS,
     SignAccumulator,
     mean_over_signs,

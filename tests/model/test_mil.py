@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from model.mil import METHODS, MILPool, affected_mean, noisy_and
+from model.nets.mil import METHODS, MILPool, affected_mean, noisy_and
 
 torch.set_num_threads(1)
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from model.mixing import ChannelMixing, spread_weights
-from model.network import DermSevNet, NetConfig
+from model.nets.mixing import ChannelMixing, spread_weights
+from model.nets.unet import DermSevNet, NetConfig
 
 torch.set_num_threads(1)
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-import model.modeldir as modeldir
+import model.nets.modeldir as modeldir
 from model.errors import DermsevError
-from model.modeldir import FORMAT_VERSION, load_network, read_config, save_model_dir
-from model.network import DermSevNet, NetConfig
+from model.nets.modeldir import FORMAT_VERSION, load_network, read_config, save_model_dir
+from model.nets.unet import DermSevNet, NetConfig
 
 TINY = {"decoder_channels": (16, 8, 8, 8, 8)}
 

@@ -1,4 +1,4 @@
-"""Probe importance (model/probe.py): what each channel carries on its own."""
+"""Probe importance (model/explain/probe.py): what each channel carries on its own."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pytest
 import yaml
 
 from model.errors import DermsevError
-from model.probe import ProbeNet, probe_study
+from model.explain.probe import ProbeNet, probe_study
 
 
 @pytest.fixture(scope="module")
 def six_channels(tmp_path_factory) -> Path:
-    from model.synth import generate
+    from model.synth.generator import generate
 
     return generate(tmp_path_factory.mktemp("six") / "ds", n=80, size=64, seed=3, channels=6, workers=1)
 
@@ -47,7 +47,7 @@ def test_probe_recovers_every_channel_that_carries_a_sign(six_channels: Path) ->
 
 
 def test_probe_needs_masks_and_both_splits(tmp_path: Path) -> None:
-    from model.synth import generate
+    from model.synth.generator import generate
 
     image_only = generate(tmp_path / "img", n=12, size=64, seed=1, image_level_only=True, workers=1)
     with pytest.raises(DermsevError, match="needs pixel masks"):

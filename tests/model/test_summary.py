@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.summary import MIN_AREA, easi_scores
+from model.scoring.summary import MIN_AREA, easi_scores
 
 
 def test_score_is_the_median_over_the_affected_area() -> None:
@@ -41,7 +41,7 @@ def test_a_few_specks_count_as_absent() -> None:
 @pytest.mark.parametrize("kind", ["uniform", "levels", "peaked", "constant"])
 @pytest.mark.parametrize("n", [4096, 4097, 50_001, 65_536])
 def test_fast_median_equals_numpy(kind: str, n: int) -> None:
-    from model.summary import median
+    from model.scoring.summary import median
 
     rng = np.random.default_rng(n)
     v = {"uniform": rng.random(n) * 2.5 + 0.5,
@@ -53,7 +53,7 @@ def test_fast_median_equals_numpy(kind: str, n: int) -> None:
 
 
 def test_affected_fraction_over_valid_skin() -> None:
-    from model.summary import affected_fraction
+    from model.scoring.summary import affected_fraction
 
     maps = np.zeros((2, 4, 5), np.float32)
     maps[0, :2] = 1.0  # top half affected in sign 0

@@ -15,9 +15,9 @@ import yaml
 from PIL import Image
 
 from model.errors import DermsevError
-from model.synth import generate, render_gallery
-from model.synth_render import Patient, channel_names, draw_params, render
-from model.synth_signs import SIGNS, excoriation
+from model.synth.generator import generate, render_gallery
+from model.synth.render import Patient, channel_names, draw_params, render
+from model.synth.signs import SIGNS, excoriation
 
 BASE_COLS = ["id", "image", "patient_id", "age", "sex", "fitzpatrick"]
 
@@ -224,7 +224,7 @@ def test_no_torch_import(tmp_path: Path):
     import subprocess
 
     code = (
-        "import sys; from model.synth import generate; "
+        "import sys; from model.synth.generator import generate; "
         f"generate({str(tmp_path / 'nt')!r}, n=1, size=32); print('torch' in sys.modules)"
     )
     out = subprocess.run(

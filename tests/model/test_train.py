@@ -11,12 +11,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import model.fit as fit_module
-from model.data import load_dataset
+import model.training.fit as fit_module
+from model.data.dataset import load_dataset
 from model.errors import DermsevError
-from model.modeldir import load_network
-from model.train import TrainConfig, train
-from model.trainset import CachedExamples, SeverityDataset, eval_batches
+from model.nets.modeldir import load_network
+from model.training.train import TrainConfig, train
+from model.data.trainset import CachedExamples, SeverityDataset, eval_batches
 
 TINY = {"image_size": 64, "batch_size": 2, "precision": "fp32"}
 
@@ -174,7 +174,7 @@ def test_init_from_starts_from_a_model_dirs_weights(two_epoch_run, synth_dataset
         seen["state"] = {k: v.clone() for k, v in net.state_dict().items()}
         return real_fit(net, *args, **kwargs)
 
-    monkeypatch.setattr("model.train.fit", spy)
+    monkeypatch.setattr("model.training.train.fit", spy)
     train(synth_dataset, tmp_path / "tuned", TrainConfig(epochs=1, seed=0, init_from=str(start_dir), **TINY),
           progress=False)
     assert all(torch.equal(seen["state"][k], v) for k, v in start.state_dict().items())
@@ -189,7 +189,7 @@ def test_init_from_starts_from_a_model_dirs_weights(two_epoch_run, synth_dataset
 
 
 def test_image_level_only_data_trains(tmp_path: Path) -> None:
-    from model.synth import generate
+    from model.synth.generator import generate
 
     ds = generate(tmp_path / "ds", n=8, size=64, seed=2, image_level_only=True, workers=1)
     summary = train(ds, tmp_path / "m", TrainConfig(epochs=1, **TINY), progress=False)
@@ -230,7 +230,7 @@ def test_cache_downscales_any_channel_count(dataset_writer, channels: int) -> No
 
 
 def test_severity_dataset_items(synth_dataset: Path) -> None:
-    from model.augment import train_transform
+    from model.data.augment import train_transform
 
     ds = load_dataset(synth_dataset)
     ds.records[0].age, ds.records[0].sex = None, None
@@ -299,7 +299,7 @@ def test_sign_loss_weights_steer_the_gradient(synth_dataset: Path, tmp_path: Pat
         seen["head"] = net.head[0].weight.detach().clone()
         return real_fit(net, *args, **kwargs)
 
-    monkeypatch.setattr("model.train.fit", spy)
+    monkeypatch.setattr("model.training.train.fit", spy)
     weights = {"erythema": 1.0, "papulation": 0.0, "excoriation": 0.0, "lichenification": 0.0}
     train(synth_dataset, tmp_path / "w", TrainConfig(epochs=1, seed=0, weight_decay=0.0, sign_loss_weights=weights,
                                                      **TINY), progress=False)

@@ -12,15 +12,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from model import augment
-from model.data import IGNORE, load_dataset
-from model.evaluate import evaluate
-from model.fit import compute_loss
-from model.inference import load_model
-from model.network import DermSevNet, NetConfig
-from model.synth import generate
-from model.train import TrainConfig, train
-from model.trainset import CachedExamples, SeverityDataset
+from model.data import augment
+from model.data.dataset import IGNORE, load_dataset
+from model.scoring.evaluate import evaluate
+from model.training.fit import compute_loss
+from model.inference.predictor import load_model
+from model.nets.unet import DermSevNet, NetConfig
+from model.synth.generator import generate
+from model.training.train import TrainConfig, train
+from model.data.trainset import CachedExamples, SeverityDataset
 
 torch.set_num_threads(1)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from model import synth_signs as sg
-from model import synth_skin as sk
+from model.synth import signs as sg
+from model.synth import skin as sk
 
 RGB_SIGNS = list(sg.SIGNS)
 

@@ -13,9 +13,9 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import Tensor, nn
 
-from model.mil import MILPool
-from model.mixing import ChannelMixing
-from model.tabular import TabularFiLM
+from model.nets.mil import MILPool
+from model.nets.mixing import ChannelMixing
+from model.nets.tabular import TabularFiLM
 
 FILM_MODES = ("none", "deepest", "all")
 

@@ -21,13 +21,13 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from model import augment
-from model.data import IGNORE
-from model.losses import image_mae, masked_mae
-from model.metrics import SignAccumulator, mean_over_signs
-from model.network import DermSevNet
-from model.summary import easi_scores
-from model.trainset import CachedExamples, SeverityDataset, eval_batches
+from model.data import augment
+from model.data.dataset import IGNORE
+from model.training.losses import image_mae, masked_mae
+from model.scoring.metrics import SignAccumulator, mean_over_signs
+from model.nets.unet import DermSevNet
+from model.scoring.summary import easi_scores
+from model.data.trainset import CachedExamples, SeverityDataset, eval_batches
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Four estimates, each a ``{channel: weight}`` dict, weights non-negative and summing to 1:
 
 - ``learned``: read off the input channel mixing layer (``ChannelMixing.importance()``, see
-  model/mixing.py and docs/channels.md). Free (no data), but only for models trained with
+  model/nets/mixing.py and docs/channels.md). Free (no data), but only for models trained with
   mixing on.
 - ``ablation``: for any model. On a dataset split, each channel in turn is replaced by its
   mean over the image (a flat channel carries no spatial information) and the increase of
@@ -16,7 +16,7 @@ Four estimates, each a ``{channel: weight}`` dict, weights non-negative and summ
   pixels and signs of ``|d score / d x_c * (x_c - mean(x_c))|``, the first-order (Taylor)
   estimate of what the ablation above would change in each sign's image score.
 
-- ``probe`` (model/probe.py, on request, needs a dataset with masks): not about the model
+- ``probe`` (model/explain/probe.py, on request, needs a dataset with masks): not about the model
   but the data: what each channel can tell on its own, from one small network trained per
   channel. It credits a channel that carries a sign even when the model gets that sign more
   cleanly from another channel (which the three measures above score about 0).
@@ -38,11 +38,11 @@ import cv2
 import numpy as np
 import torch
 
-from model.data import IGNORE, load_dataset
+from model.data.dataset import IGNORE, load_dataset
 from model.errors import DermsevError
-from model.io import read_mask
-from model.splits import assign_splits
-from model.summary import easi_scores
+from model.data.io import read_mask
+from model.data.splits import assign_splits
+from model.scoring.summary import easi_scores
 
 SPLITS = ("train", "val", "test", "all")
 
@@ -80,7 +80,7 @@ def _net_and_channels(predictor: Any) -> tuple[torch.nn.Module, list[str]]:
     net = getattr(predictor, "net", None)
     channels = getattr(predictor, "channels", None)
     if net is None or channels is None:
-        raise ValueError("expected a Predictor (model.inference.load_model) with .net and .channels")
+        raise ValueError("expected a Predictor (model.inference.predictor.load_model) with .net and .channels")
     return net, list(channels)
 
 
@@ -198,7 +198,7 @@ def gradient_importance(predictor: Any, images: Sequence[Any], max_images: int =
 
     images: paths, arrays or anything `Predictor.prepare` reads. Needs no labels.
     """
-    from model.mil import affected_mean
+    from model.nets.mil import affected_mean
 
     max_images = check_whole("max_images", max_images, 1)
     images = list(images)[: int(max_images)]
@@ -228,7 +228,7 @@ def channel_importance(predictor: Any, dataset_dir: str | Path | None = None, im
     """SPEC's explain JSON part: {"channel_importance": {channel: w}, "method", "learned",
     "ablation", ...}; see the module docstring for which estimate is the headline.
 
-    probe: also train model/probe.py's per-channel probes on `dataset_dir` (the model's own
+    probe: also train model/explain/probe.py's per-channel probes on `dataset_dir` (the model's own
     train/val split): "probe", "probe_by_sign" and "probe_detail", what each channel carries
     on its own. Never the headline (it describes the data, not this model)."""
     _, channels = _net_and_channels(predictor)
@@ -243,7 +243,7 @@ def channel_importance(predictor: Any, dataset_dir: str | Path | None = None, im
     if images:
         out["gradient"] = gradient_importance(predictor, images)
     if probe:
-        from model.probe import probe_study
+        from model.explain.probe import probe_study
 
         split_settings = _split_seed(predictor)
         study = probe_study(dataset_dir, size=probe_size, steps=probe_steps, split_seed=split_settings.pop("seed"),

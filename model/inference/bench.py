@@ -65,7 +65,7 @@ def machine() -> dict:
     import onnxruntime
     import torch
 
-    from model.export import cpu_count
+    from model.inference.export import cpu_count
 
     model_name = platform.processor() or platform.machine()
     try:
@@ -121,7 +121,7 @@ def _candidates(predictor) -> tuple[list[str], dict]:
         names.append("torch-bf16")
     else:
         notes["torch-bf16"] = "skipped: this CPU has no native bf16 (autocast would emulate it)"
-    from model.export import onnx_session
+    from model.inference.export import onnx_session
 
     try:
         predictor._onnx_session = onnx_session(predictor.model_dir, threads=predictor.threads)
@@ -141,7 +141,7 @@ def auto_backend(predictor) -> tuple[str, dict]:
     library versions), the model (weights and network hashes, working size) and the
     candidates, so it is measured once per machine and model (again after `dermsev export`).
     """
-    from model.export import config_sha256, file_sha256
+    from model.inference.export import config_sha256, file_sha256
 
     names, notes = _candidates(predictor)
     mach = machine()
@@ -194,8 +194,8 @@ def compare_backends(model_dir: str | Path, images: list, backends=("torch-bf16"
     """Each backend against torch fp32 on `images`: max |map difference|, max |score difference|,
     and how many labels change (in all, and where the fp32 score is more than `margin` from
     every threshold, i.e. not a coin toss at a threshold)."""
-    from model.inference import Predictor
-    from model.summary import MIN_AREA
+    from model.inference.predictor import Predictor
+    from model.scoring.summary import MIN_AREA
 
     ref = Predictor(model_dir, backend="torch-fp32")
     base = [ref.predict(im, age, sex) for im in images]
@@ -236,11 +236,11 @@ def _jpeg(arr: np.ndarray, path: Path, orientation: int = 1, quality: int = 90) 
 
 def synthetic_photos(folder: Path, n_batch: int = BATCH_IMAGES, seed: int = 0,
                      photo_size: tuple[int, int] = PHOTO_12MP) -> dict:
-    """A 512 px JPEG, a 12-MP JPEG (EXIF-rotated; `photo_size` as stored) and n_batch 512 px JPEGs, from `model.synth` skin."""
+    """A 512 px JPEG, a 12-MP JPEG (EXIF-rotated; `photo_size` as stored) and n_batch 512 px JPEGs, from `model.synth.generator` skin."""
     import cv2
 
-    from model.synth import plan_patients
-    from model.synth_render import draw_params, render
+    from model.synth.generator import plan_patients
+    from model.synth.render import draw_params, render
 
     rng = np.random.default_rng(seed)
     patient = plan_patients(seed, 1)[0]
@@ -283,7 +283,7 @@ def _one_pass(predictor, path: Path, logs: dict) -> None:
     """Time each stage once on `path`, in pipeline order (the stages are Predictor's own methods)."""
     from PIL import Image, ImageOps
 
-    from model.inference import draft_request, match_channels
+    from model.inference.predictor import draft_request, match_channels
 
     def decode():
         draft, full = draft_request(path, max(predictor.size, predictor.preview_side))
@@ -346,7 +346,7 @@ def peak_mb():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
-from model.inference import Predictor
+from model.inference.predictor import Predictor
 p = Predictor(sys.argv[1], backend=sys.argv[3], threads=int(sys.argv[4]) or None)
 a = peak_mb()
 r = p.predict(sys.argv[2])
@@ -374,7 +374,7 @@ def run_bench(model_dir: str | Path, repeats: int = 10, backend: str = "auto", t
     """Measure everything; return the report (see bench_cli for the table)."""
     import torch
 
-    from model.inference import Predictor
+    from model.inference.predictor import Predictor
 
     model_dir = Path(model_dir)
     repeats = max(1, int(repeats))

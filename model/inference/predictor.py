@@ -1,6 +1,6 @@
 """The one prediction path behind evaluate, `dermsev predict`, explain and the dashboard.
 
-    from model.inference import load_model
+    from model.inference.predictor import load_model
     predictor = load_model()                    # the bundled demo model
     result = predictor.predict("photo.jpg", age=40, sex="F")
     result.scores, result.labels, result.affected_area, result.maps
@@ -14,7 +14,7 @@ when asked: `preview()` at display size (the dashboard), `maps` at the original 
 resolution, float16, on first access (exports).
 
 Backends: `auto` (the default) measures each available backend once per machine and model
-and caches the choice (see `model.bench.auto_backend`); DERMSEV_BACKEND overrides it.
+and caches the choice (see `model.inference.bench.auto_backend`); DERMSEV_BACKEND overrides it.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ import torch
 from PIL import Image
 
 from model.errors import DermsevError
-from model.io import ImageSource, read_image, resize, to_float, to_uint8_rgb
-from model.modeldir import DEMO_DIR, load_network
-from model.summary import affected_fraction, easi_scores, label_for
-from model.tabular import encode_tabular
+from model.data.io import ImageSource, read_image, resize, to_float, to_uint8_rgb
+from model.nets.modeldir import DEMO_DIR, load_network
+from model.scoring.summary import affected_fraction, easi_scores, label_for
+from model.nets.tabular import encode_tabular
 
 BACKENDS = ("auto", "torch-fp32", "torch-bf16", "onnx")
 # Longest side of the dashboard's preview: large JPEGs are decoded (draft mode) at least this large.
@@ -164,7 +164,7 @@ class Predictor:
     backend: torch-fp32 (eager), torch-bf16 (bf16 autocast + channels_last), onnx
     (onnxruntime on MODEL_DIR/model.onnx, written by `dermsev export`), or auto (default):
     DERMSEV_BACKEND if set, else the fastest available backend measured once per machine and
-    model and cached (`model.bench.auto_backend`). `backend_report` says why.
+    model and cached (`model.inference.bench.auto_backend`). `backend_report` says why.
     """
 
     def __init__(self, model_dir: str | Path, backend: str = "auto", threads: int | None = None):
@@ -192,7 +192,7 @@ class Predictor:
     def _use(self, backend: str) -> None:
         if backend == "onnx":
             if self._onnx_session is None:
-                from model.export import onnx_session
+                from model.inference.export import onnx_session
 
                 self._onnx_session = onnx_session(self.model_dir, threads=self.threads)
             self._onnx = self._onnx_session
@@ -213,7 +213,7 @@ class Predictor:
                 raise DermsevError(f"DERMSEV_BACKEND must be one of {list(BACKENDS)}, got {env!r}")
             self.backend_report = {"rule": "DERMSEV_BACKEND"}
             return env
-        from model.bench import auto_backend
+        from model.inference.bench import auto_backend
 
         name, self.backend_report = auto_backend(self)
         return name

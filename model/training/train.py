@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.data import Dataset, load_dataset
+from model.data.dataset import Dataset, load_dataset
 from model.errors import DermsevError
-from model.fit import FitResult, fit
-from model.mil import METHODS as MIL_METHODS
-from model.modeldir import library_versions, load_network, save_model_dir
-from model.network import DermSevNet, NetConfig
-from model.splits import assign_splits, group_kfold
-from model.trainset import CachedExamples
+from model.training.fit import FitResult, fit
+from model.nets.mil import METHODS as MIL_METHODS
+from model.nets.modeldir import library_versions, load_network, save_model_dir
+from model.nets.unet import DermSevNet, NetConfig
+from model.data.splits import assign_splits, group_kfold
+from model.data.trainset import CachedExamples
 
 SUPERVISION = ("auto", "pixel", "image")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -218,11 +218,11 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
                    "train_images_per_s": res.images_per_s}
         config = model_config(ds, cfg, ncfg, summary)
         if net.mixing is not None:  # learned channel importance, for the card and `explain`
-            from model.importance import normalise
+            from model.explain.importance import normalise
 
             imp = net.channel_importance().detach().tolist()
             config["channel_importance"] = normalise(imp, ds.spec.channels)
-        from model.card import model_card
+        from model.training.card import model_card
 
         save_model_dir(net, config, out, card=model_card(config), half=cfg.half_weights)
 

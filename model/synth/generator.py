@@ -21,7 +21,7 @@ import tifffile
 import yaml
 
 from model.errors import DermsevError
-from model.synth_render import (
+from model.synth.render import (
     Patient,
     channel_names,
     channel_signs,
@@ -29,7 +29,7 @@ from model.synth_render import (
     draw_patient,
     render,
 )
-from model.synth_signs import SIGNS, image_score, mark_unannotated
+from model.synth.signs import SIGNS, image_score, mark_unannotated
 
 MAX_SCORE = 3
 LABELS = ["none", "mild", "moderate", "severe"]
@@ -218,6 +218,6 @@ def _write_yaml(path: Path, channels: int) -> None:
 
 def render_gallery(dataset_dir: str | Path, out_png: str | Path, n: int = 4) -> Path:
     """Picture of n samples across skin types with their sign masks (see synth_gallery)."""
-    from model.synth_gallery import render_gallery as _render
+    from model.synth.gallery import render_gallery as _render
 
     return _render(dataset_dir, out_png, n)

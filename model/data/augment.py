@@ -13,7 +13,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from model.data import IGNORE
+from model.data.dataset import IGNORE
 from model.errors import DermsevError
 
 AUGMENT_MODES = ("none", "geometric", "full")

@@ -1,6 +1,6 @@
 """Probe importance: what each input channel can tell on its own, whatever a model uses.
 
-The learned and ablation importances (model/importance.py) measure what one trained model
+The learned and ablation importances (model/explain/importance.py) measure what one trained model
 relies on. A model that gets a sign cleanly from one channel has no reason to use a noisier
 copy of it, so a channel can carry a sign and still score about 0 there (docs/channels.md).
 The probe answers the other question, "which channels carry which sign?":
@@ -34,12 +34,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from model import augment
-from model.data import IGNORE, load_dataset
+from model.data import augment
+from model.data.dataset import IGNORE, load_dataset
 from model.errors import DermsevError
-from model.importance import check_whole, normalise
-from model.splits import assign_splits
-from model.trainset import CachedExamples, SeverityDataset, eval_batches
+from model.explain.importance import check_whole, normalise
+from model.data.splits import assign_splits
+from model.data.trainset import CachedExamples, SeverityDataset, eval_batches
 
 
 class ProbeNet(nn.Module):

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from model.mil import affected_mean
+from model.nets.mil import affected_mean
 
 METHODS = ("gradient", "jacobian")
 _GUIDED_ACTIVATIONS = (nn.ReLU, nn.ReLU6)
@@ -120,7 +120,7 @@ def explain_image(
 ) -> dict:
     """Per-sign saliency of one image, through the predictor's own preprocessing.
 
-    predictor: a ``model.inference.Predictor`` (uses ``prepare``, ``net``, ``signs``,
+    predictor: a ``model.inference.predictor.Predictor`` (uses ``prepare``, ``net``, ``signs``,
     ``channels``, ``thresholds``; always the torch network in float32, whatever the backend).
     image: what ``predictor.predict`` accepts. The gradient is taken with respect to the
     network input on 0..1 (before the network's own normalisation), at the working size,
@@ -134,8 +134,8 @@ def explain_image(
         projected: {sign: (h, w) float32 0..1};
         channel_share: {sign: {channel: share of the saliency mass, summing to 1 (0s if none)}}.
     """
-    from model.io import to_uint8_rgb
-    from model.tabular import encode_tabular
+    from model.data.io import to_uint8_rgb
+    from model.nets.tabular import encode_tabular
 
     if method not in METHODS:
         raise ValueError(f"unknown saliency method {method!r}; allowed: {', '.join(METHODS)}")

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from model.data import load_dataset, read_mask
+from model.data.dataset import load_dataset, read_mask
 from model.errors import DermsevError
-from model.inference import Predictor, load_model
-from model.metrics import METRIC_KEYS, SignAccumulator, mean_over_signs
-from model.splits import assign_splits
+from model.inference.predictor import Predictor, load_model
+from model.scoring.metrics import METRIC_KEYS, SignAccumulator, mean_over_signs
+from model.data.splits import assign_splits
 
 
 def evaluate(predictor: Predictor, dataset_dir: str | Path, split: str = "test", seed: int | None = None, progress: bool = False) -> tuple[dict, dict]:

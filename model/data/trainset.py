@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-from model import augment
-from model.data import IGNORE, DatasetSpec, Record, load_example
-from model.io import resize
-from model.tabular import encode_tabular
+from model.data import augment
+from model.data.dataset import IGNORE, DatasetSpec, Record, load_example
+from model.data.io import resize
+from model.nets.tabular import encode_tabular
 
 
 def _resize_longest(img: np.ndarray, masks: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray]]:

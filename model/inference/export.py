@@ -119,7 +119,7 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, quiet: boo
     """Write MODEL_DIR/model.onnx (or `out`), after checking it against torch fp32 (<= 1e-3)."""
     import onnx
 
-    from model.modeldir import load_network
+    from model.nets.modeldir import load_network
 
     model_dir = Path(model_dir)
     net, config = load_network(model_dir)
@@ -178,7 +178,7 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, quiet: boo
 
 
 def _stale_reason(model_dir: Path, meta: dict[str, str]) -> str | None:
-    from model.modeldir import read_config
+    from model.nets.modeldir import read_config
 
     path, weights = model_dir / ONNX_NAME, model_dir / "model.safetensors"
     w_hash, c_hash = meta.get("weights_sha256"), meta.get("config_sha256")

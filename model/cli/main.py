@@ -83,20 +83,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _resolve_model(path: str | None):
-    from model.modeldir import DEMO_DIR
+    from model.nets.modeldir import DEMO_DIR
 
     return DEMO_DIR if path in (None, "demo") else path
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "synth":
-        from model.synth import generate
+        from model.synth.generator import generate
 
         path = generate(args.out, n=args.n, size=args.size, seed=args.seed, channels=args.channels,
                         image_level_only=args.image_level_only, progress=True)
         print(f"wrote {args.n} images to {path}")
     elif args.command == "train":
-        from model.train import TrainConfig, train
+        from model.training.train import TrainConfig, train
 
         names = ["epochs", "max_minutes", "image_size", "crop_size", "encoder", "batch_size", "folds", "seed", "lr",
                  "supervision", "mil_pool", "augment", "film", "mixing", "precision", "half_weights"]
@@ -107,27 +107,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} (best epoch {summary['best_epoch']}, val pixel_mae {m.get('pixel_mae')}, "
               f"image_mae {m.get('image_mae')}, qwk {m.get('qwk')})")
     elif args.command == "evaluate":
-        from model.evaluate import evaluate_cli
+        from model.scoring.evaluate import evaluate_cli
 
         evaluate_cli(_resolve_model(args.model_dir), args.dataset, args.split, args.json_out, args.seed)
     elif args.command == "predict":
-        from model.predict_cli import predict_cli
+        from model.cli.predict import predict_cli
 
         predict_cli(_resolve_model(args.model_dir), args.images, age=args.age, sex=args.sex, out=args.out,
                     maps=args.maps, tta=args.tta, backend=args.backend)
     elif args.command == "explain":
-        from model.explain_cli import explain_cli
+        from model.cli.explain import explain_cli
 
         explain_cli(_resolve_model(args.model_dir), args.images, json_out=args.json_out, maps=args.maps,
                     method=args.method, dataset=args.dataset, probe=args.probe,
                     probe_steps=args.probe_steps)
     elif args.command == "export":
-        from model.export import export_onnx
+        from model.inference.export import export_onnx
 
         path = export_onnx(_resolve_model(args.model_dir))
         print(f"wrote {path}")
     elif args.command == "bench":
-        from model.bench import bench_cli
+        from model.inference.bench import bench_cli
 
         bench_cli(_resolve_model(args.model_dir), json_out=args.json_out, repeats=args.repeats)
     return 0

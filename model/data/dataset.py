@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from model.errors import DermsevError
-from model.io import image_shape, read_image, read_mask
+from model.data.io import image_shape, read_image, read_mask
 
 IGNORE = 255
 SPLITS = ("train", "val", "test")
@@ -230,7 +230,7 @@ def load_example(rec: Record, spec: DatasetSpec) -> tuple[np.ndarray, list[np.nd
 
     A sign without a mask gets an all-IGNORE mask, so the pixel loss skips it.
     """
-    from model.io import to_float
+    from model.data.io import to_float
 
     label = f"manifest.csv line {rec.row} (id {rec.id})"
     img = to_float(read_image(rec.image, name=f"{label}: image {rec.image.name}"))

@@ -1,7 +1,7 @@
 """The four EASI signs for the synthetic generator: lesion masks and each sign's own layer.
 
 Masks are (H, W) uint8 severity 0..3 per sign; the layers are float32 (H, W) maps that
-`model.synth_render` turns into colour and relief. Lengths are px at 256 px times `scale`.
+`model.synth.render` turns into colour and relief. Lengths are px at 256 px times `scale`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 import cv2
 import numpy as np
 
-from model.synth_skin import fractal
+from model.synth.skin import fractal
 
 SIGNS = ("erythema", "papulation", "excoriation", "lichenification")
 IGNORE = 255

@@ -17,10 +17,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from model.errors import DermsevError
-from model.network import DermSevNet, NetConfig
+from model.nets.unet import DermSevNet, NetConfig
 
 FORMAT_VERSION = 1
-DEMO_DIR = Path(__file__).parent / "assets" / "demo"
+DEMO_DIR = Path(__file__).parents[1] / "assets" / "demo"
 
 
 def library_versions() -> dict[str, str]:

@@ -1,11 +1,11 @@
 """`dermsev explain MODEL_DIR [IMAGE...] [--json OUT] [--maps DIR] [--method gradient|jacobian]
 [--dataset DATASET]`: channel importance and per-channel saliency maps.
 
-Channel importance (model/importance.py): the learned mixing weights, else with --dataset
+Channel importance (model/explain/importance.py): the learned mixing weights, else with --dataset
 the ablation study on its val split, else with images the gradient x input estimate over
 them, else uniform. ``--probe`` (with --dataset) adds what each channel carries on its own
-(model/probe.py: one small network per channel, trained on the dataset's training split). With images: for each image and
-sign, the saliency of the sign's image score per input channel (model/explain.py), summarised
+(model/explain/probe.py: one small network per channel, trained on the dataset's training split). With images: for each image and
+sign, the saliency of the sign's image score per input channel (model/explain/saliency.py), summarised
 as each channel's share of the saliency mass, and PNGs written to --maps (default: a folder
 ``<json stem>_maps`` next to the JSON, else ``./explain_maps``):
 
@@ -76,7 +76,7 @@ def _maps_dir(maps: str | None, json_out: str | None) -> Path:
 
 
 def _check_images(images: list[str]) -> list[Path]:
-    from model.predict_cli import expand_inputs
+    from model.cli.predict import expand_inputs
 
     paths = expand_inputs([str(i) for i in images])
     for p in paths:
@@ -101,7 +101,7 @@ def _stems(paths: list[Path]) -> list[str]:
 def explain_one(predictor: Any, path: Path, stem: str, folder: Path, method: str = "gradient",
                 age: float | None = None, sex: str | None = None) -> dict:
     """Saliency of every sign of one image; writes its PNGs into `folder`; returns its JSON entry."""
-    from model.explain import explain_image
+    from model.explain.saliency import explain_image
 
     try:
         ex = explain_image(predictor, path, age=age, sex=sex, method=method)
@@ -155,8 +155,8 @@ def explain_cli(model_dir: str | Path, images: list[str] | None, json_out: str |
                 age: float | None = None, sex: str | None = None, quiet: bool = False, probe: bool = False,
                 probe_steps: int = 300) -> dict:
     """Run `dermsev explain`; returns the JSON dict (also written to `json_out` if given)."""
-    from model.importance import channel_importance
-    from model.inference import load_model
+    from model.explain.importance import channel_importance
+    from model.inference.predictor import load_model
 
     if method not in ("gradient", "jacobian"):
         raise DermsevError(f"--method must be gradient or jacobian, got {method!r}")
@@ -169,7 +169,7 @@ def explain_cli(model_dir: str | Path, images: list[str] | None, json_out: str |
         raise DermsevError(f"--probe-steps must be a whole number >= 1, got {probe_steps!r}")
     predictor = load_model(model_dir)
     # Headline importance: the mixing layer, else the dataset ablation, else the gradient
-    # estimate over the given images, else uniform (model/importance.py).
+    # estimate over the given images, else uniform (model/explain/importance.py).
     try:
         imp = channel_importance(predictor, dataset_dir=dataset, images=paths or None, probe=probe,
                                  probe_steps=probe_steps)

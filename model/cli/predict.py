@@ -18,7 +18,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from model.errors import DermsevError
-from model.inference import Predictor, load_model
+from model.inference.predictor import Predictor, load_model
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif"}
 

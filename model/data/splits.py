@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from model.data import Record
+from model.data.dataset import Record
 from model.errors import DermsevError
 
 

@@ -1,0 +1,3 @@
+from model.cli.main import main
+
+raise SystemExit(main())

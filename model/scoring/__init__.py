@@ -1,0 +1,1 @@
+"""Maps -> numbers: the summary a clinician reads (scores, labels, area) and the metrics of evaluation."""

@@ -1,0 +1,1 @@
+"""`dermsev train`: settings, the training loop, losses and the model card."""
