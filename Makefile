@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install run test lint format demo-model docs bench clean
+.PHONY: install run test test-fast check-imports lint format demo-model docs bench clean
 
 install: $(STAMP)
 
@@ -22,6 +22,14 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The quick loop while editing: no slow tests, no browser.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow and not e2e"
+
+# The package graph, and any import cycle or arrow up the layers (also a test).
+check-imports: install
+	$(BIN)/python tests/test_architecture.py
 
 lint: install
 	$(BIN)/ruff check model dashboard tests bench

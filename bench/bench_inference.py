@@ -21,8 +21,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.inference.bench import bench_cli, compare_backends  # noqa: E402
-from model.cli.predict import expand_inputs  # noqa: E402
+from model.cli.bench import bench_cli  # noqa: E402
+from model.cli.common import expand_inputs  # noqa: E402
+from model.inference.bench import compare_backends  # noqa: E402
 
 
 def main() -> None:

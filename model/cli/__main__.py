@@ -1,3 +1,3 @@
-from model.cli.main import main
+from model.cli import main
 
 raise SystemExit(main())

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from model.cli.common import expand_inputs, resolve_model
 from model.errors import DermsevError
 
 DEFAULT_MAPS = "explain_maps"
@@ -76,8 +77,6 @@ def _maps_dir(maps: str | None, json_out: str | None) -> Path:
 
 
 def _check_images(images: list[str]) -> list[Path]:
-    from model.cli.predict import expand_inputs
-
     paths = expand_inputs([str(i) for i in images])
     for p in paths:
         if not p.exists():
@@ -207,3 +206,21 @@ def explain_cli(model_dir: str | Path, images: list[str] | None, json_out: str |
 
 
 __all__ = ["explain_cli", "explain_one", "overlay", "channel_images"]
+
+
+def add_parser(sub) -> None:
+    x = sub.add_parser("explain", help="channel importance and saliency maps")
+    x.add_argument("model_dir")
+    x.add_argument("images", nargs="*")
+    x.add_argument("--json", dest="json_out")
+    x.add_argument("--maps", help="folder for saliency PNGs")
+    x.add_argument("--method", default="gradient", choices=["gradient", "jacobian"])
+    x.add_argument("--dataset", help="a dataset for the ablation importance (its val split)")
+    x.add_argument("--probe", action="store_true",
+                   help="with --dataset: also what each channel carries on its own (trains a small probe per channel)")
+    x.add_argument("--probe-steps", type=int, default=300, help="training steps per probe (default 300)")
+
+
+def run(args) -> None:
+    explain_cli(resolve_model(args.model_dir), args.images, json_out=args.json_out, maps=args.maps,
+                method=args.method, dataset=args.dataset, probe=args.probe, probe_steps=args.probe_steps)

@@ -12,29 +12,18 @@ import csv
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from model.cli.common import expand_inputs, output_stems, resolve_model
+from model.data.patient import check_age
 from model.errors import DermsevError
-from model.inference.predictor import Predictor, load_model
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif"}
-
-
-def expand_inputs(items: list[str]) -> list[Path]:
-    """Files as given; folders expanded to their image files (sorted, recursive)."""
-    paths: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            paths += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
-        else:
-            paths.append(p)
-    if not paths:
-        raise DermsevError("no images found in " + ", ".join(items))
-    return paths
+if TYPE_CHECKING:
+    from model.inference import Predictor
 
 
 def _row(path: Path, predictor: Predictor, res) -> dict:
@@ -60,8 +49,9 @@ def predict_cli(model_dir, images: list[str], age=None, sex=None, out: str | Non
                 tta: bool = False, backend: str = "auto") -> None:
     if out and Path(out).suffix.lower() not in (".csv", ".json"):
         raise DermsevError(f"--out {out}: must end in .csv or .json")
-    if age is not None and not (0 <= age <= 130):
-        raise DermsevError(f"--age {age:g} is out of range (0..130 years)")
+    check_age(age, "--age")
+    from model.inference import load_model
+
     predictor = load_model(model_dir, backend=backend)
     paths = expand_inputs(images)
     fields = ["image", "error"] + [f"{k}_{s}" for s in predictor.signs for k in ("score", "label", "area")]
@@ -75,7 +65,8 @@ def predict_cli(model_dir, images: list[str], age=None, sex=None, out: str | Non
     n_bad, last_error = 0, None
     try:
         bar = tqdm(total=len(paths), desc="predict", disable=len(paths) < 3, file=sys.stderr)
-        for path, res in zip(paths, predictor.predict_many(paths, age=age, sex=sex, tta=tta), strict=True):
+        stems = output_stems(paths)
+        for path, stem, res in zip(paths, stems, predictor.predict_many(paths, age=age, sex=sex, tta=tta), strict=True):
             bar.update(1)
             if isinstance(res, DermsevError):
                 n_bad, last_error = n_bad + 1, res
@@ -85,7 +76,7 @@ def predict_cli(model_dir, images: list[str], age=None, sex=None, out: str | Non
             else:
                 row = _row(path, predictor, res)
                 if maps:
-                    save_map_pngs(res, path.stem, Path(maps), predictor.max_score)
+                    save_map_pngs(res, stem, Path(maps), predictor.max_score)
             if writer:
                 writer.writerow(row)
                 fh.flush()
@@ -110,3 +101,20 @@ def _print_row(row: dict, predictor: Predictor) -> None:
         return
     parts = [f"{s} {row[f'score_{s}']:.2f} {row[f'label_{s}']} ({100 * row[f'area_{s}']:.0f}%)" for s in predictor.signs]
     print(f"{row['image']}: " + "; ".join(parts))
+
+
+def add_parser(sub) -> None:
+    pr = sub.add_parser("predict", help="score images")
+    pr.add_argument("model_dir", help="MODEL_DIR, or 'demo' for the bundled model")
+    pr.add_argument("images", nargs="+", help="image files or folders")
+    pr.add_argument("--age", type=float)
+    pr.add_argument("--sex", type=str.upper, choices=["F", "M"])
+    pr.add_argument("--out", help="FILE.csv or FILE.json (default: a table on stdout)")
+    pr.add_argument("--maps", help="folder for per-sign severity map PNGs")
+    pr.add_argument("--tta", action="store_true", help="report a score range under test-time augmentation")
+    pr.add_argument("--backend", default="auto", choices=["auto", "torch-fp32", "torch-bf16", "onnx"])
+
+
+def run(args) -> None:
+    predict_cli(resolve_model(args.model_dir), args.images, age=args.age, sex=args.sex, out=args.out,
+                maps=args.maps, tta=args.tta, backend=args.backend)

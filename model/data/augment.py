@@ -13,7 +13,8 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from model.data.dataset import IGNORE
+from model.data import padding
+from model.data.io import IGNORE
 from model.errors import DermsevError
 
 AUGMENT_MODES = ("none", "geometric", "full")
@@ -103,15 +104,15 @@ def train_transform(size: int, mode: str = "full", seed: int | None = None, crop
 
 
 def eval_transform(size: int) -> A.Compose:
-    """Evaluation: longest side to `size`, kept aspect ratio, pad bottom/right to a multiple of 32."""
+    """Evaluation: longest side to `size`, kept aspect ratio, padded as model/data/padding.py says."""
     return A.Compose(
         [
             A.LongestMaxSize(max_size=size, interpolation=cv2.INTER_AREA, mask_interpolation=cv2.INTER_NEAREST_EXACT),
             A.PadIfNeeded(
                 min_height=None,
                 min_width=None,
-                pad_height_divisor=32,
-                pad_width_divisor=32,
+                pad_height_divisor=padding.MULTIPLE,
+                pad_width_divisor=padding.MULTIPLE,
                 position="top_left",
                 border_mode=cv2.BORDER_CONSTANT,
                 fill=0,

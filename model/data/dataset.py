@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from model.data.io import IGNORE, image_shape, read_image, read_mask
+from model.data.patient import check_age, check_sex
+from model.data.scores import mask_image_score
 from model.errors import DermsevError
-from model.data.io import image_shape, read_image, read_mask
 
-IGNORE = 255
 SPLITS = ("train", "val", "test")
 DEFAULT_LABELS = ("none", "mild", "moderate", "severe")
 
@@ -121,15 +122,6 @@ def _parse_float(value: str, what: str, where: str, lo: float, hi: float | None)
     return x
 
 
-def mask_image_score(mask: np.ndarray, max_score: float) -> float | None:
-    """EASI convention: mean severity over affected pixels (>= 1), 0 if none; None if unannotated."""
-    annotated = mask[mask != IGNORE]
-    if annotated.size == 0:
-        return None
-    affected = annotated[annotated >= 1]
-    return float(affected.mean()) if affected.size else 0.0
-
-
 def load_dataset(root: str | Path, check_files: bool = True) -> Dataset:
     """Read and validate DATASET/ (dataset.yaml, manifest.csv and every file they name)."""
     root = Path(root)
@@ -170,9 +162,11 @@ def load_dataset(root: str | Path, check_files: bool = True) -> Dataset:
         where = f"{where} (id {rid})"
         if not row["image"].strip():
             raise DermsevError(f"{where}: empty image path")
-        sex = row.get("sex", "").strip().upper() or None
-        if sex not in (None, "F", "M"):
-            raise DermsevError(f"{where}: sex {row['sex']!r} must be F, M or blank")
+        try:
+            sex = check_sex(row.get("sex", ""))
+            age = check_age(row.get("age", ""))
+        except DermsevError as exc:
+            raise DermsevError(f"{where}: {exc}") from None
         split = row.get("split", "").strip().lower() or None
         if split not in (None, *SPLITS):
             raise DermsevError(f"{where}: split {row['split']!r} must be one of {list(SPLITS)} or blank")
@@ -184,7 +178,7 @@ def load_dataset(root: str | Path, check_files: bool = True) -> Dataset:
             image=root / row["image"].strip(),
             patient_id=row.get("patient_id", "").strip() or rid,
             row=i,
-            age=_parse_float(row.get("age", ""), "age", where, 0, 130),
+            age=age,
             sex=sex,
             fitzpatrick=int(fitz) if fitz is not None else None,
             split=split,
@@ -245,3 +239,13 @@ def load_example(rec: Record, spec: DatasetSpec) -> tuple[np.ndarray, list[np.nd
         else:
             masks.append(read_mask(path, f"{label}: mask_{sign}"))
     return img, masks
+
+
+def load_for_model(root: str | Path, signs: list[str], n_channels: int) -> Dataset:
+    """`load_dataset`, refused unless its signs (names and order) and channel count are a model's."""
+    ds = load_dataset(root)
+    if list(ds.spec.signs) != list(signs):
+        raise DermsevError(f"{root}: dataset signs {list(ds.spec.signs)} differ from the model's {list(signs)}")
+    if len(ds.spec.channels) != n_channels:
+        raise DermsevError(f"{root}: dataset has {len(ds.spec.channels)} channels, the model expects {n_channels}")
+    return ds

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from model.errors import DermsevError
 
+IGNORE = 255  # mask value: not annotated (SPEC)
 # 12-MP phone photos are normal; 100 MP is generous. Past it we refuse rather than risk memory.
 MAX_PIXELS = 100_000_000
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -116,19 +119,36 @@ def _pil_to_array(img: Image.Image, label: str) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def read_image(
-    source: ImageSource, name: str | None = None, draft_size: tuple[int, int] | None = None
-) -> np.ndarray:
-    """Decode an image to an (H, W, C) array (uint8, uint16 or float32), EXIF-rotated.
+@contextmanager
+def _pil_errors(label: str) -> Iterator[None]:
+    """Pillow's exceptions -> one DermsevError naming the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DermsevError(
+            f"{label}: refused, too many pixels (possible decompression bomb; limit {MAX_PIXELS // 10**6} MP)"
+        ) from None
+    except UnidentifiedImageError:
+        raise DermsevError(f"{label}: not an image (or a format that cannot be read)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        msg = str(exc).split("\n")[0]
+        raise DermsevError(f"{label}: corrupt or truncated image ({msg})") from None
 
-    draft_size: for JPEGs, let the decoder skip detail below this size (Pillow's draft mode,
-    a 2-8x faster decode of large photos); the result is at least that large.
+
+def decode(
+    source: ImageSource, name: str | None = None, draft_size: tuple[int, int] | None = None
+) -> Image.Image | np.ndarray:
+    """Stage 1 of reading: the file's pixels, not yet EXIF-rotated nor converted.
+
+    A loaded PIL image, or an (H, W, C) array for TIFF files and arrays. draft_size: for
+    JPEGs, let the decoder skip detail below this size (Pillow's draft mode, a 2-8x faster
+    decode of large photos); the result is at least that large.
     """
     label = _label(source, name)
-    if isinstance(source, np.ndarray):
-        return _check_array(source, label)
-    if isinstance(source, Image.Image):
-        return _check_array(_pil_to_array(source, label), label)
+    if isinstance(source, (np.ndarray, Image.Image)):
+        return source  # checked by to_array
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
@@ -146,24 +166,29 @@ def read_image(
         raise DermsevError(f"{label}: file is empty")
     if data[:4] in TIFF_MAGIC:
         return _read_tiff(data, label)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            if draft_size is not None and img.format == "JPEG":
-                img.draft("RGB", draft_size)
-            img.load()
-            arr = _pil_to_array(img, label)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DermsevError(
-            f"{label}: refused, too many pixels (possible decompression bomb; limit {MAX_PIXELS // 10**6} MP)"
-        ) from None
-    except UnidentifiedImageError:
-        raise DermsevError(f"{label}: not an image (or a format that cannot be read)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        msg = str(exc).split("\n")[0]
-        raise DermsevError(f"{label}: corrupt or truncated image ({msg})") from None
-    return _check_array(arr, label)
+    with _pil_errors(label):
+        img = Image.open(io.BytesIO(data))
+        if draft_size is not None and img.format == "JPEG":
+            img.draft("RGB", draft_size)
+        img.load()
+    return img
+
+
+def to_array(decoded: Image.Image | np.ndarray, name: str = "image") -> np.ndarray:
+    """Stage 2 of reading: EXIF orientation and mode -> (H, W, C) uint8, uint16 or float32, checked."""
+    if isinstance(decoded, np.ndarray):
+        return _check_array(decoded, name)
+    with _pil_errors(name):
+        arr = _pil_to_array(decoded, name)
+    return _check_array(arr, name)
+
+
+def read_image(
+    source: ImageSource, name: str | None = None, draft_size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Decode an image to an (H, W, C) array (uint8, uint16 or float32), EXIF-rotated:
+    `to_array(decode(...))` (see those for draft_size)."""
+    return to_array(decode(source, name, draft_size), _label(source, name))
 
 
 def read_mask(path: Path, label: str) -> np.ndarray:

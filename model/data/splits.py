@@ -86,3 +86,19 @@ def group_kfold(records: list[Record], k: int, seed: int = 0) -> list[tuple[list
         train = [i for i, r in enumerate(records) if fold_of[r.patient_id] != f]
         folds.append((train, held))
     return folds
+
+
+def trained_split_settings(config: dict, seed: int | None = None) -> dict:
+    """The split settings a model was trained with (its config.json), so that "test" and
+    "val" mean the images training held out; `seed` overrides the recorded seed."""
+    settings = (config or {}).get("training", {}).get("settings", {})
+    out = {"seed": int(settings.get("seed", 0)) if seed is None else int(seed)}
+    for k in ("val_frac", "test_frac"):
+        if k in settings:
+            out[k] = float(settings[k])
+    return out
+
+
+def split_as_trained(records: list[Record], config: dict, seed: int | None = None) -> list[Record]:
+    """`assign_splits` with the settings of the model whose config.json is `config`."""
+    return assign_splits(records, **trained_split_settings(config, seed))

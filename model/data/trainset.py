@@ -14,9 +14,9 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 
 from model.data import augment
-from model.data.dataset import IGNORE, DatasetSpec, Record, load_example
-from model.data.io import resize
-from model.nets.tabular import encode_tabular
+from model.data.dataset import DatasetSpec, Record, load_example
+from model.data.io import IGNORE, resize
+from model.data.patient import encode_tabular
 
 
 def _resize_longest(img: np.ndarray, masks: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -38,42 +38,15 @@ import cv2
 import numpy as np
 import torch
 
-from model.data.dataset import IGNORE, load_dataset
+from model.data.dataset import load_for_model
+from model.data.io import IGNORE, read_mask
+from model.data.splits import split_as_trained, trained_split_settings
 from model.errors import DermsevError
-from model.data.io import read_mask
-from model.data.splits import assign_splits
+from model.explain.args import check_whole
+from model.nets.mixing import normalise
 from model.scoring.summary import easi_scores
 
 SPLITS = ("train", "val", "test", "all")
-
-
-def check_whole(name: str, v: object, lo: int) -> int:
-    """`v` as an int, or ValueError unless it is a whole number >= lo (bools refused)."""
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be a whole number >= {lo}, got {v!r}")
-    return int(v)
-
-
-def normalise(values: Mapping[str, float] | Sequence[float], names: Sequence[str] | None = None) -> dict[str, float]:
-    """Clip at 0 and scale to sum 1 (uniform when nothing is positive); NaN counts as 0.
-
-    values: a {name: value} mapping, or a sequence with `names` giving one name per value.
-    """
-    if isinstance(values, Mapping):
-        names, vals = list(values), [values[k] for k in values]
-    else:
-        if names is None:
-            raise ValueError("names are needed when values is a sequence")
-        names, vals = list(names), list(values)
-        if len(names) != len(vals):
-            raise ValueError(f"{len(vals)} values for {len(names)} names")
-    if not names:
-        raise ValueError("no channels")
-    v = np.array([float(x) for x in vals], dtype=np.float64)
-    v = np.where(np.isfinite(v) & (v > 0), v, 0.0)
-    total = v.sum()
-    v = v / total if total > 0 else np.full(len(v), 1.0 / len(v))
-    return {str(n): float(x) for n, x in zip(names, v, strict=True)}
 
 
 def _net_and_channels(predictor: Any) -> tuple[torch.nn.Module, list[str]]:
@@ -95,16 +68,6 @@ def learned_importance(predictor: Any) -> dict[str, float] | None:
     if imp.shape != (len(channels),):
         raise ValueError(f"mixing layer has {imp.shape[0]} inputs, the model names {len(channels)} channels")
     return normalise(imp.tolist(), channels)
-
-
-def _split_seed(predictor: Any) -> dict:
-    """The split settings the model was trained with, so 'val' means its validation images."""
-    settings = (getattr(predictor, "config", None) or {}).get("training", {}).get("settings", {})
-    out = {"seed": int(settings.get("seed", 0))}
-    for k in ("val_frac", "test_frac"):
-        if k in settings:
-            out[k] = float(settings[k])
-    return out
 
 
 def _ablated_batch(x: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -131,13 +94,8 @@ def ablation_study(predictor: Any, dataset_dir: str | Path, split: str = "val", 
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     _, channels = _net_and_channels(predictor)
     signs = list(predictor.signs)
-    ds = load_dataset(dataset_dir)
-    if list(ds.spec.signs) != signs:
-        raise DermsevError(f"{dataset_dir}: dataset signs {list(ds.spec.signs)} differ from the model's {signs}")
-    if len(ds.spec.channels) != len(channels):
-        raise DermsevError(f"{dataset_dir}: dataset has {len(ds.spec.channels)} channels, "
-                           f"the model expects {len(channels)}")
-    assign_splits(ds.records, **_split_seed(predictor))
+    ds = load_for_model(dataset_dir, signs, len(channels))
+    split_as_trained(ds.records, getattr(predictor, "config", None) or {})
     recs = ds.subset(split)[: int(max_images)]
     if not recs:
         raise DermsevError(f"{dataset_dir}: no images in split {split!r}")
@@ -148,7 +106,8 @@ def ablation_study(predictor: Any, dataset_dir: str | Path, split: str = "val", 
     img_err = np.zeros((c + 1, s))
     img_n = np.zeros(s)
     for rec in recs:
-        _, x, (h, w) = predictor.prepare(rec.image, name=f"id {rec.id}")
+        prep = predictor.prepare(rec.image, name=f"id {rec.id}")
+        x, (h, w) = prep.x, prep.hw
         batch = _ablated_batch(x, h, w)
         out = np.concatenate([predictor.forward(np.ascontiguousarray(batch[i:i + batch_size]), rec.age, rec.sex)
                               for i in range(0, len(batch), batch_size)])[:, :, :h, :w]
@@ -207,7 +166,8 @@ def gradient_importance(predictor: Any, images: Sequence[Any], max_images: int =
     net, channels = _net_and_channels(predictor)
     total = np.zeros(len(channels))
     for image in images:
-        _, x, (h, w) = predictor.prepare(image)
+        prep = predictor.prepare(image)
+        x, (h, w) = prep.x, prep.hw
         xt = torch.from_numpy(x[None]).float()
         mean = xt[:, :, :h, :w].mean(dim=(2, 3), keepdim=True)
         with torch.inference_mode(False), torch.enable_grad():
@@ -245,7 +205,7 @@ def channel_importance(predictor: Any, dataset_dir: str | Path | None = None, im
     if probe:
         from model.explain.probe import probe_study
 
-        split_settings = _split_seed(predictor)
+        split_settings = trained_split_settings(getattr(predictor, "config", None) or {})
         study = probe_study(dataset_dir, size=probe_size, steps=probe_steps, split_seed=split_settings.pop("seed"),
                             **split_settings)
         if list(study["alone"]) != channels:

@@ -35,11 +35,13 @@ import torch
 from torch import nn
 
 from model.data import augment
-from model.data.dataset import IGNORE, load_dataset
-from model.errors import DermsevError
-from model.explain.importance import check_whole, normalise
+from model.data.dataset import load_dataset
+from model.data.io import IGNORE
 from model.data.splits import assign_splits
 from model.data.trainset import CachedExamples, SeverityDataset, eval_batches
+from model.errors import DermsevError
+from model.explain.args import check_whole
+from model.nets.mixing import normalise
 
 
 class ProbeNet(nn.Module):

@@ -135,14 +135,13 @@ def explain_image(
         channel_share: {sign: {channel: share of the saliency mass, summing to 1 (0s if none)}}.
     """
     from model.data.io import to_uint8_rgb
-    from model.nets.tabular import encode_tabular
+    from model.data.patient import encode_tabular
 
     if method not in METHODS:
         raise ValueError(f"unknown saliency method {method!r}; allowed: {', '.join(METHODS)}")
-    if age is not None and not 0 <= float(age) <= 130:
-        raise ValueError(f"age {age} is out of range (0..130 years)")
-    _, x, (h, w) = predictor.prepare(image)
-    a, s = encode_tabular(age, sex)
+    a, s = encode_tabular(age, sex)  # checked before the (slower) decode
+    prep = predictor.prepare(image)
+    x, (h, w) = prep.x, prep.hw
     net = predictor.net.eval()
     age_t, sex_t = torch.full((1,), a), torch.full((1,), s, dtype=torch.long)
     thr = float(predictor.thresholds[0]) if predictor.thresholds else 0.5

@@ -1,11 +1,7 @@
-"""`dermsev export`: MODEL_DIR/model.onnx, checked against the torch model, and its loader.
+"""`dermsev export`: MODEL_DIR/model.onnx, checked against the torch model.
 
-The graph has three inputs and one output, every one with a dynamic batch dimension:
-
-    image  (B, C, H, W) float32 on 0..1 (normalised inside the graph); H, W dynamic
-    age    (B,)         float32 years, NaN = unknown
-    sex    (B,)         int64 0 unknown, 1 F, 2 M
-    maps   (B, S, H, W) float32 on 0..max_score
+The graph's inputs and outputs, and the loader that refuses a stale file, are in
+`model.inference.onnx`.
 
 It is written with torch's legacy TorchScript exporter (`dynamo=False`, opset 17): the
 dynamo exporter needs onnxscript and wants H, W as multiples of 32. The FiLM branch's
@@ -21,7 +17,6 @@ or edited model), or one older than the weights when the hashes are missing.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -33,35 +28,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.data.padding import MULTIPLE, padded
 from model.errors import DermsevError
+from model.inference.onnx import (
+    INPUT_NAMES,
+    ONNX_NAME,
+    OUTPUT_NAME,
+    config_sha256,
+    file_sha256,
+    session_from,
+)
+from model.nets.modeldir import load_network
 
-ONNX_NAME = "model.onnx"
 OPSET = 17
 TOLERANCE = 1e-3
-INPUT_NAMES = ("image", "age", "sex")
-OUTPUT_NAME = "maps"
-
-
-def cpu_count() -> int:
-    """Cores this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def config_sha256(config: dict) -> str:
-    """Hash of what shapes the graph: the network settings (thresholds and names do not)."""
-    text = json.dumps(config.get("network", {}), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class _Exportable(torch.nn.Module):
@@ -75,21 +55,10 @@ class _Exportable(torch.nn.Module):
         return self.net(image, age, sex)
 
 
-def _session_from(model: bytes | str, threads: int | None = None):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads or cpu_count()
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3
-    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-
-
 def _check_cases(n_channels: int, size: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Two input sizes (square working size, and a non-square one) x known/unknown age x sex codes."""
     rng = np.random.default_rng(0)
-    other = (max(32, size - 64), size + 32)  # different H and W, both multiples of 32 when size is
+    other = (max(MULTIPLE, size - 2 * MULTIPLE), size + MULTIPLE)  # another H and W, both padded sizes
     cases = []
     for (h, w), ages, sexes in [((size, size), [np.nan, 45.0, 8.0], [0, 1, 2]), (other, [70.0, np.nan], [2, 0])]:
         b = len(ages)
@@ -119,14 +88,12 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, quiet: boo
     """Write MODEL_DIR/model.onnx (or `out`), after checking it against torch fp32 (<= 1e-3)."""
     import onnx
 
-    from model.nets.modeldir import load_network
-
     model_dir = Path(model_dir)
     net, config = load_network(model_dir)
     net = net.float().eval()
     n_ch = len(config["channels"])
     size = int(config["input"]["size"])
-    size = max(64, (size // 32) * 32)
+    size = max(2 * MULTIPLE, padded(size))
     example = (torch.rand(1, n_ch, size, size), torch.tensor([float("nan")]), torch.zeros(1, dtype=torch.long))
     dyn = {"image": {0: "batch", 2: "height", 3: "width"}, "age": {0: "batch"}, "sex": {0: "batch"},
            OUTPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
@@ -141,7 +108,7 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, quiet: boo
             raise DermsevError(f"{model_dir}: ONNX export failed ({exc.__class__.__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     data = buf.getvalue()
-    check = verify_onnx(net, _session_from(data), n_ch, size)
+    check = verify_onnx(net, session_from(data), n_ch, size)
     if check["max_abs_diff"] > TOLERANCE:
         raise DermsevError(f"{model_dir}: ONNX output differs from torch fp32 by {check['max_abs_diff']:.2e} "
                            f"(> {TOLERANCE:g}); model.onnx not written")
@@ -177,41 +144,3 @@ def export_onnx(model_dir: str | Path, out: str | Path | None = None, quiet: boo
     return target
 
 
-def _stale_reason(model_dir: Path, meta: dict[str, str]) -> str | None:
-    from model.nets.modeldir import read_config
-
-    path, weights = model_dir / ONNX_NAME, model_dir / "model.safetensors"
-    w_hash, c_hash = meta.get("weights_sha256"), meta.get("config_sha256")
-    if w_hash is None or c_hash is None:  # an export without hashes: fall back to file times
-        if weights.is_file() and path.stat().st_mtime < weights.stat().st_mtime:
-            return f"{path} is older than model.safetensors (stale; re-run `dermsev export {model_dir}`)"
-        return None
-    if weights.is_file() and w_hash != file_sha256(weights):
-        return f"{path} was exported from other weights than model.safetensors (stale; re-run `dermsev export {model_dir}`)"
-    if c_hash != config_sha256(read_config(model_dir)):
-        return f"{path} was exported with other network settings than config.json (stale; re-run `dermsev export {model_dir}`)"
-    return None
-
-
-def onnx_session(model_dir: str | Path, threads: int | None = None):
-    """An onnxruntime CPU session on MODEL_DIR/model.onnx (threads = cores).
-
-    DermsevError if model.onnx is missing, unreadable, or stale: exported from other weights
-    or network settings than the current model.safetensors / config.json (hashes recorded at
-    export), or, for an export without hashes, older than model.safetensors.
-    """
-    model_dir = Path(model_dir)
-    path = model_dir / ONNX_NAME
-    if not path.is_file():
-        raise DermsevError(f"{path} not found (run `dermsev export {model_dir}`)")
-    try:
-        sess = _session_from(str(path), threads)
-    except Exception as exc:
-        raise DermsevError(f"{path}: cannot load ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
-    problem = _stale_reason(model_dir, dict(sess.get_modelmeta().custom_metadata_map))
-    if problem:
-        raise DermsevError(problem)
-    names = [i.name for i in sess.get_inputs()]
-    if names != list(INPUT_NAMES):
-        raise DermsevError(f"{path}: inputs {names}, expected {list(INPUT_NAMES)} (re-run `dermsev export {model_dir}`)")
-    return sess

@@ -14,7 +14,7 @@ when asked: `preview()` at display size (the dashboard), `maps` at the original 
 resolution, float16, on first access (exports).
 
 Backends: `auto` (the default) measures each available backend once per machine and model
-and caches the choice (see `model.inference.bench.auto_backend`); DERMSEV_BACKEND overrides it.
+and caches the choice (see `model.inference.backends`); DERMSEV_BACKEND overrides it.
 """
 
 from __future__ import annotations
@@ -35,11 +35,16 @@ import numpy as np
 import torch
 from PIL import Image
 
+from model.data import io as imageio
+from model.data.io import ImageSource, resize, to_float, to_uint8_rgb
+from model.data.padding import pad_chw
+from model.data.patient import check_age, check_sex, encode_tabular
 from model.errors import DermsevError
-from model.data.io import ImageSource, read_image, resize, to_float, to_uint8_rgb
+from model.hardware import native_bf16
+from model.inference import backends
+from model.inference.onnx import config_sha256, file_sha256, onnx_session
 from model.nets.modeldir import DEMO_DIR, load_network
 from model.scoring.summary import affected_fraction, easi_scores, label_for
-from model.nets.tabular import encode_tabular
 
 BACKENDS = ("auto", "torch-fp32", "torch-bf16", "onnx")
 # Longest side of the dashboard's preview: large JPEGs are decoded (draft mode) at least this large.
@@ -91,17 +96,19 @@ def draft_request(source: ImageSource, target: int) -> tuple[tuple[int, int] | N
     return (math.ceil(w * scale), math.ceil(h * scale)), full
 
 
-class Prepared(tuple):
-    """`Predictor.prepare`'s result: unpacks as (image, x, (h, w)); `.full_size` is the photo's (H, W).
+@dataclass(frozen=True)
+class Prepared:
+    """`Predictor.prepare`'s result: one photo ready for the network.
 
     image: (H', W', C) as decoded (a large JPEG at a reduced draft size); x: (C, h32, w32)
-    float32 working tensor; (h, w): its size before padding.
+    float32 working tensor, padded (model/data/padding.py); hw: (h, w), its size before
+    padding; full_size: the photo's original (H, W) after EXIF orientation.
     """
 
-    def __new__(cls, img: np.ndarray, x: np.ndarray, hw: tuple[int, int], full_size: tuple[int, int] | None = None):
-        t = super().__new__(cls, (img, x, hw))
-        t.full_size = tuple(full_size) if full_size else tuple(img.shape[:2])
-        return t
+    image: np.ndarray
+    x: np.ndarray
+    hw: tuple[int, int]
+    full_size: tuple[int, int]
 
 
 @dataclass
@@ -164,7 +171,7 @@ class Predictor:
     backend: torch-fp32 (eager), torch-bf16 (bf16 autocast + channels_last), onnx
     (onnxruntime on MODEL_DIR/model.onnx, written by `dermsev export`), or auto (default):
     DERMSEV_BACKEND if set, else the fastest available backend measured once per machine and
-    model and cached (`model.inference.bench.auto_backend`). `backend_report` says why.
+    model and cached (`model.inference.backends`). `backend_report` says why.
     """
 
     def __init__(self, model_dir: str | Path, backend: str = "auto", threads: int | None = None):
@@ -192,8 +199,6 @@ class Predictor:
     def _use(self, backend: str) -> None:
         if backend == "onnx":
             if self._onnx_session is None:
-                from model.inference.export import onnx_session
-
                 self._onnx_session = onnx_session(self.model_dir, threads=self.threads)
             self._onnx = self._onnx_session
             self.net = self.net.to(memory_format=torch.contiguous_format)
@@ -213,10 +218,35 @@ class Predictor:
                 raise DermsevError(f"DERMSEV_BACKEND must be one of {list(BACKENDS)}, got {env!r}")
             self.backend_report = {"rule": "DERMSEV_BACKEND"}
             return env
-        from model.inference.bench import auto_backend
-
-        name, self.backend_report = auto_backend(self)
+        forwards, notes = self._candidates()
+        key = {"weights": file_sha256(self.model_dir / "model.safetensors"), "network": config_sha256(self.config),
+               "size": self.size}
+        name, self.backend_report = backends.choose_backend(forwards, key, self.max_score, notes)
         return name
+
+    def _candidates(self) -> tuple[dict, dict]:
+        """{backend: forward() on one working-size image} for `backends.choose_backend`, and why
+        any backend is left out: torch-bf16 only with native bf16, onnx only with a current
+        model.onnx."""
+        x = np.random.default_rng(0).random((1, len(self.channels), self.size, self.size), dtype=np.float32)
+        names, notes = ["torch-fp32"], {}
+        if native_bf16():
+            names.append("torch-bf16")
+        else:
+            notes["torch-bf16"] = "skipped: this CPU has no native bf16 (autocast would emulate it)"
+        try:
+            self._onnx_session = onnx_session(self.model_dir, threads=self.threads)
+            names.append("onnx")
+        except DermsevError as exc:
+            notes["onnx"] = f"skipped: {exc}"
+
+        def forward_on(name: str):
+            def run() -> np.ndarray:
+                self._use(name)
+                return self.forward(x, 40.0, "F")
+            return run
+
+        return {n: forward_on(n) for n in names}, notes
 
     @property
     def info(self) -> dict:
@@ -232,13 +262,22 @@ class Predictor:
         }
 
     # -- preprocessing, one stage per method (`dermsev bench` times each) -------------------
+    def read_file(self, source: ImageSource, name: str | None = None):
+        """Stage decode: the file's pixels (large JPEGs in draft mode, just large enough for the
+        working size and the preview) and the photo's full (H, W) after EXIF, or None if unknown."""
+        draft, full = draft_request(source, max(self.size, self.preview_side))
+        return imageio.decode(source, name=name, draft_size=draft), (full if draft is not None else None)
+
+    def orient(self, decoded, name: str | None = None) -> np.ndarray:
+        """Stage exif: EXIF orientation, mode and channel count -> (H', W', C) array."""
+        img = imageio.to_array(decoded, name or "image")
+        return match_channels(img, len(self.channels), name or "image")
+
     def decode(self, source: ImageSource, name: str | None = None) -> tuple[np.ndarray, tuple[int, int]]:
         """Decode + EXIF orientation -> ((H', W', C) image, full (H, W)); large JPEGs in draft mode."""
-        draft, full = draft_request(source, max(self.size, self.preview_side))
-        img = read_image(source, name=name, draft_size=draft)
-        img = match_channels(img, len(self.channels), name or "image")
-        if full is None or draft is None:
-            full = img.shape[:2]
+        decoded, full = self.read_file(source, name)
+        img = self.orient(decoded, name)
+        full = full or img.shape[:2]
         return img, (int(full[0]), int(full[1]))
 
     def to_working(self, img: np.ndarray) -> np.ndarray:
@@ -254,23 +293,18 @@ class Predictor:
             img = resize(src, nw, nh, cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         return to_float(img)
 
+    pad = staticmethod(pad_chw)  # stage pad: (h, w, C) -> (C, h32, w32), model/data/padding.py
+
     @staticmethod
-    def pad(x: np.ndarray) -> np.ndarray:
-        """(h, w, C) -> (C, h32, w32) float32, zero-padded at the bottom and right to multiples of 32."""
-        nh, nw, c = x.shape
-        ph, pw = math.ceil(nh / 32) * 32, math.ceil(nw / 32) * 32
-        padded = np.zeros((c, ph, pw), np.float32)
-        padded[:, :nh, :nw] = x.transpose(2, 0, 1)
-        return padded
+    def unpad(out: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+        """Stage unpad: (..., h32, w32) network output -> (..., h, w), contiguous."""
+        return np.ascontiguousarray(out[..., : hw[0], : hw[1]])
 
     def prepare(self, source: ImageSource, name: str | None = None) -> Prepared:
-        """Decode -> (full image (H, W, C), working tensor (C, h32, w32) float32, (h, w) unpadded).
-
-        The result unpacks as that 3-tuple and carries `.full_size`, the photo's original (H, W).
-        """
+        """Decode, orient, resize to the working size and pad: one photo ready for `forward`."""
         img, full = self.decode(source, name)
         x = self.to_working(img)
-        return Prepared(img, self.pad(x), x.shape[:2], full)
+        return Prepared(img, self.pad(x), (int(x.shape[0]), int(x.shape[1])), full)
 
     # -- the model ------------------------------------------------------------------------
     def forward(self, x: np.ndarray, age: float | None = None, sex: str | None = None) -> np.ndarray:
@@ -298,25 +332,21 @@ class Predictor:
 
     @staticmethod
     def _check_patient(age: float | None, sex: str | None) -> None:
-        if age is not None and not (0 <= float(age) <= 130):
-            raise DermsevError(f"age {age} is out of range (0..130 years)")
-        if sex not in (None, "F", "M"):
-            raise DermsevError(f"sex must be F, M or blank, got {sex!r}")
+        check_age(age), check_sex(sex)  # raise DermsevError with the allowed values
 
-    def predict_prepared(self, prepared: tuple, age: float | None = None, sex: str | None = None,
+    def predict_prepared(self, prepared: Prepared, age: float | None = None, sex: str | None = None,
                          tta: bool = False) -> Prediction:
         """Score the output of `prepare` (lets callers decode in parallel threads)."""
-        img, x, (h, w) = prepared
         self._check_patient(age, sex)
-        batch = x[None]
+        batch = prepared.x[None]
         if tta:  # original, horizontal flip, vertical flip: the spread shows how stable a score is
             batch = np.concatenate([batch, batch[:, :, :, ::-1], batch[:, :, ::-1, :]])
         out = self.forward(np.ascontiguousarray(batch), age, sex)
         if tta:
             out = np.stack([out[0], out[1][:, :, ::-1], out[2][:, ::-1, :]])
-        work = out[:, :, :h, :w]
-        return self.summarise(img, work.mean(0) if tta else work[0], work if tta else None,
-                              full_size=getattr(prepared, "full_size", None))
+        work = self.unpad(out, prepared.hw)
+        return self.summarise(prepared.image, work.mean(0) if tta else work[0], work if tta else None,
+                              full_size=prepared.full_size)
 
     def safe_prepare(self, src: ImageSource) -> Prepared | DermsevError:
         """`prepare`, with any failure returned as a DermsevError naming the file (not raised)."""
@@ -351,10 +381,10 @@ class Predictor:
 
             def flush() -> None:
                 if group:
-                    out = self.forward(np.stack([p[1] for p in group]), age, sex)
+                    out = self.forward(np.stack([p.x for p in group]), age, sex)
                     for i, p in enumerate(group):
-                        work = out[i, :, : p[2][0], : p[2][1]]
-                        done.append(pool.submit(self.summarise, p[0], work, full_size=p.full_size))
+                        work = self.unpad(out[i], p.hw)
+                        done.append(pool.submit(self.summarise, p.image, work, full_size=p.full_size))
                     group.clear()
 
             while pending:
@@ -368,7 +398,7 @@ class Predictor:
                 elif tta:
                     done.append(self.predict_prepared(prep, age, sex, tta=True))
                 else:
-                    if group and (prep[1].shape != group[0][1].shape or len(group) >= batch_size):
+                    if group and (prep.x.shape != group[0].x.shape or len(group) >= batch_size):
                         flush()
                     group.append(prep)
                 # hand out what is finished; wait only when too much is waiting (bounded memory)

@@ -41,7 +41,9 @@ W[k, c] is proportional to start[k, c] * exp(gate[c] / temperature). Choices, an
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -136,3 +138,25 @@ class ChannelMixing(nn.Module):
             raise ValueError(f"expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         mixed = torch.einsum("kc,bchw->bkhw", self.weights().to(x.dtype), x)
         return mixed * self.scale.to(x.dtype) + self.bias.to(x.dtype)
+
+
+def normalise(values: Mapping[str, float] | Sequence[float], names: Sequence[str] | None = None) -> dict[str, float]:
+    """Clip at 0 and scale to sum 1 (uniform when nothing is positive); NaN counts as 0.
+
+    values: a {name: value} mapping, or a sequence with `names` giving one name per value.
+    """
+    if isinstance(values, Mapping):
+        names, vals = list(values), [values[k] for k in values]
+    else:
+        if names is None:
+            raise ValueError("names are needed when values is a sequence")
+        names, vals = list(names), list(values)
+        if len(names) != len(vals):
+            raise ValueError(f"{len(vals)} values for {len(names)} names")
+    if not names:
+        raise ValueError("no channels")
+    v = np.array([float(x) for x in vals], dtype=np.float64)
+    v = np.where(np.isfinite(v) & (v > 0), v, 0.0)
+    total = v.sum()
+    v = v / total if total > 0 else np.full(len(v), 1.0 / len(v))
+    return {str(n): float(x) for n, x in zip(names, v, strict=True)}

@@ -11,17 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-SEX_CODES = {None: 0, "F": 1, "M": 2}
+from model.data.patient import encode_tabular  # noqa: F401  (the encoding this branch reads)
+
 AGE_SCALE = 100.0
-
-
-def encode_tabular(age: float | None, sex: str | None) -> tuple[float, int]:
-    """(age in years or None, 'F'/'M'/None) -> (age value, NaN if unknown; sex code 0..2)."""
-    a = float("nan") if age is None else float(age)
-    s = SEX_CODES.get(sex.upper() if isinstance(sex, str) and sex else None)
-    if s is None:
-        raise ValueError(f"sex must be 'F', 'M' or None, got {sex!r}")
-    return a, s
 
 
 class TabularFiLM(nn.Module):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.data.dataset import IGNORE
+from model.data.io import IGNORE
 
 METRIC_KEYS = ("pixel_mae", "pixel_accuracy", "image_mae", "image_accuracy", "qwk", "affected_dice")
 

@@ -11,10 +11,11 @@ import math
 import cv2
 import numpy as np
 
+from model.data.io import IGNORE
+from model.data.scores import mask_image_score
 from model.synth.skin import fractal
 
 SIGNS = ("erythema", "papulation", "excoriation", "lichenification")
-IGNORE = 255
 
 
 def lesion_masks(
@@ -155,6 +156,5 @@ def mark_unannotated(rng: np.random.Generator, masks: np.ndarray, scale: float) 
 
 
 def image_score(mask: np.ndarray) -> float:
-    """EASI image-level score: mean severity over annotated pixels with mask >= 1, else 0."""
-    present = (mask >= 1) & (mask != IGNORE)
-    return round(float(mask[present].mean()), 4) if present.any() else 0.0
+    """The manifest's score column: the training target (model/data/scores.py), 4 decimals."""
+    return round(mask_image_score(mask) or 0.0, 4)

@@ -21,13 +21,14 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from model import hardware
 from model.data import augment
-from model.data.dataset import IGNORE
-from model.training.losses import image_mae, masked_mae
-from model.scoring.metrics import SignAccumulator, mean_over_signs
-from model.nets.unet import DermSevNet
-from model.scoring.summary import easi_scores
+from model.data.io import IGNORE
+from model.data.scores import easi_scores, mask_scores
 from model.data.trainset import CachedExamples, SeverityDataset, eval_batches
+from model.nets.unet import DermSevNet
+from model.scoring.metrics import SignAccumulator, mean_over_signs
+from model.training.losses import image_mae, masked_mae
 
 
 @dataclass
@@ -45,18 +46,6 @@ def autocast(precision: str, device: torch.device):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
-
-
-def mask_scores(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """EASI-convention scores of (B, S, H, W) uint8 masks (of a crop or a whole image):
-    mean severity over affected (>= 1) annotated pixels, 0 if none. Returns (scores (B, S),
-    annotated (B, S) bool)."""
-    annotated = masks != IGNORE
-    m = masks.float() * annotated
-    affected = (masks >= 1) & annotated
-    n_aff = affected.sum((2, 3))
-    score = (m * affected).sum((2, 3)) / n_aff.clamp(min=1)
-    return score, annotated.any(3).any(2)
 
 
 def schedule_factor(step: int, steps: int, warm: int, clock: float | None = None) -> float:
@@ -146,7 +135,7 @@ def fit(
     on_best: Callable[[DermSevNet, FitResult], None] | None = None,
     checkpoint: Path | None = None, resume: bool = False, heldout: list[int] | None = None,
 ) -> FitResult:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = hardware.device()
     net.to(device).to(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(cfg.seed)
     ds = SeverityDataset(cache, train_idx, augment.train_transform(cache.size, cfg.augment, seed=cfg.seed, crop=cfg.crop_size))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from model.data.dataset import IGNORE
+from model.data.io import IGNORE
 
 
 def _weighted_mean(err: Tensor, use: Tensor, weights: Tensor | None) -> Tensor:

@@ -17,13 +17,16 @@ import numpy as np
 import torch
 
 from model.data.dataset import Dataset, load_dataset
-from model.errors import DermsevError
-from model.training.fit import FitResult, fit
-from model.nets.mil import METHODS as MIL_METHODS
-from model.nets.modeldir import library_versions, load_network, save_model_dir
-from model.nets.unet import DermSevNet, NetConfig
+from model.data.padding import MULTIPLE, is_multiple
 from model.data.splits import assign_splits, group_kfold
 from model.data.trainset import CachedExamples
+from model.errors import DermsevError
+from model.hardware import auto_precision
+from model.nets.mil import METHODS as MIL_METHODS
+from model.nets.mixing import normalise
+from model.nets.modeldir import library_versions, load_network, save_model_dir
+from model.nets.unet import DermSevNet, NetConfig
+from model.training.fit import FitResult, fit
 
 SUPERVISION = ("auto", "pixel", "image")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -78,10 +81,10 @@ class TrainConfig:
             (self.epochs >= 1, "--epochs must be at least 1"),
             (3 <= self.encoder_depth <= 5, "encoder_depth must be 3, 4 or 5"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
-            (self.image_size >= 32 and self.image_size % 32 == 0, "--image-size must be a multiple of 32, at least 32"),
+            (is_multiple(self.image_size), f"--image-size must be a multiple of {MULTIPLE}, at least {MULTIPLE}"),
             (self.folds == 0 or self.folds >= 2, "--folds must be 0 (off) or at least 2"),
-            (self.crop_size is None or (self.crop_size % 32 == 0 and 32 <= self.crop_size <= self.image_size),
-             "--crop-size must be a multiple of 32 between 32 and --image-size"),
+            (self.crop_size is None or (is_multiple(self.crop_size) and self.crop_size <= self.image_size),
+             f"--crop-size must be a multiple of {MULTIPLE} between {MULTIPLE} and --image-size"),
             (self.crop_size is None or self.supervision != "image",
              "--crop-size needs pixel masks: image-level scores describe the whole image, not a crop"),
             (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be positive"),
@@ -118,15 +121,7 @@ class TrainConfig:
 
 def pick_precision(requested: str) -> str:
     """bf16 autocast where the CPU has native bf16 (3-4x faster here), fp32 otherwise."""
-    if requested != "auto":
-        return requested
-    if torch.cuda.is_available():
-        return "bf16"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "fp32"
-    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
+    return auto_precision() if requested == "auto" else requested
 
 
 def net_config(ds: Dataset, cfg: TrainConfig, mean: list[float], std: list[float]) -> NetConfig:
@@ -218,8 +213,6 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
                    "train_images_per_s": res.images_per_s}
         config = model_config(ds, cfg, ncfg, summary)
         if net.mixing is not None:  # learned channel importance, for the card and `explain`
-            from model.explain.importance import normalise
-
             imp = net.channel_importance().detach().tolist()
             config["channel_importance"] = normalise(imp, ds.spec.channels)
         from model.training.card import model_card

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from model.data.dataset import DatasetSpec, load_dataset, load_example, mask_image_score
+from model.data.dataset import DatasetSpec, load_dataset, load_example
+from model.data.scores import mask_image_score
 from model.errors import DermsevError
 
 # --- loader errors ------------------------------------------------------------------------

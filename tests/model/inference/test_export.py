@@ -16,7 +16,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from model.errors import DermsevError
-from model.inference.export import export_onnx, onnx_session
+from model.inference.export import export_onnx
+from model.inference.onnx import onnx_session
 from model.inference.predictor import load_model
 from model.nets.modeldir import load_network, save_model_dir
 
@@ -133,7 +134,7 @@ def test_stale_after_network_settings_change(tmp_path: Path, model_dir: Path) ->
 
 
 def test_export_cli(tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    from model.cli.main import main
+    from model.cli import main
 
     md = tmp_path / "m"
     shutil.copytree(model_dir, md)
@@ -194,11 +195,11 @@ def test_large_jpeg_is_decoded_small_but_maps_are_full_size(model_dir: Path, tmp
         assert abs(full.scores[s] - r.scores[s]) < 0.1
 
 
-def test_prepare_still_unpacks_as_three(model_dir: Path, tmp_path: Path) -> None:
+def test_prepare_names_its_parts(model_dir: Path, tmp_path: Path) -> None:
     p = load_model(model_dir, backend="torch-fp32")
     prepared = p.prepare(big_photo(tmp_path))
-    img, x, (h, w) = prepared
-    assert x.shape[1] % 32 == 0 and x.shape[2] % 32 == 0 and (h, w) == (64, 48)
+    x, (h, w) = prepared.x, prepared.hw
+    assert prepared.image.shape[2] == 3 and x.shape[1] % 32 == 0 and x.shape[2] % 32 == 0 and (h, w) == (64, 48)
     assert prepared.full_size == (1600, 1200)
     assert p.predict_prepared(prepared).maps.shape == (4, 1600, 1200)
 

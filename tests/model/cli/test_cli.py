@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from model.cli.main import main
+from model.cli import main
 
 SPEC_KEYS = {"pixel_mae", "pixel_accuracy", "image_mae", "image_accuracy", "qwk", "affected_dice"}
 LABELS = {"none", "mild", "moderate", "severe"}

@@ -232,7 +232,7 @@ def test_no_torch_import(tmp_path: Path):
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
     assert out.stdout.strip() == "False"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from model.inference.bench import STAGES, bench_cli, decode_floor
+from model.cli.bench import bench_cli
+from model.inference.bench import STAGES, decode_floor
 
 
 @pytest.fixture(autouse=True)
@@ -38,11 +39,11 @@ def test_bench_cli_json_has_every_stage(tiny_model_dir: Path, tmp_path: Path, ca
 
 
 def test_bench_command_line(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import model.inference.bench
-    from model.cli.main import main
+    import model.cli.bench
+    from model.cli import main
 
     seen = {}
-    monkeypatch.setattr(model.inference.bench, "bench_cli", lambda md, json_out=None, repeats=10: seen.update(
+    monkeypatch.setattr(model.cli.bench, "bench_cli", lambda md, json_out=None, repeats=10: seen.update(
         md=md, json_out=json_out, repeats=repeats))
     assert main(["bench", str(tiny_model_dir), "--json", str(tmp_path / "b.json"), "--repeats", "2"]) == 0
     assert seen == {"md": str(tiny_model_dir), "json_out": str(tmp_path / "b.json"), "repeats": 2}

@@ -130,10 +130,18 @@ def test_age_and_sex_accepted(predictor: Predictor, age, sex) -> None:
     assert len(r.scores) == 4
 
 
-@pytest.mark.parametrize("age, sex, expected", [(-1, None, "age"), (200, None, "age"), (30, "X", "sex"), (30, "f", "sex")])
+@pytest.mark.parametrize("age, sex, expected", [(-1, None, "age -1 is out of range"), (200, None, "age 200 is out of range"),
+                                                 ("forty", None, "age 'forty' is not a number"),
+                                                 (30, "X", "sex must be F or M"), (30, "female", "sex must be F or M")])
 def test_bad_age_or_sex(predictor: Predictor, age, sex, expected: str) -> None:
     with pytest.raises(DermsevError, match=expected):
         predictor.predict(photo(64, 64), age=age, sex=sex)
+
+
+def test_sex_in_lower_case_is_the_same_patient(predictor: Predictor) -> None:
+    """One definition (model/data/patient.py) for the manifest, the API and the page: 'f' is 'F'."""
+    img = photo(64, 64)
+    assert predictor.predict(img, age=30, sex="f").scores == predictor.predict(img, age=30, sex="F").scores
 
 
 def test_grayscale_and_rgba_inputs_are_adapted(predictor: Predictor) -> None:

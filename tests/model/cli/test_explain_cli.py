@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from model.cli.main import main
+from model.cli import main
 from model.errors import DermsevError
 from model.cli.explain import channel_images, explain_cli, overlay
 

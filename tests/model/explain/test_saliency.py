@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from model.inference.predictor import Prepared
 from model.explain.saliency import explain_image, project, saliency
 from model.nets.mil import MILPool
 
@@ -180,7 +181,7 @@ class _FakePredictor:
     def prepare(self, image):
         x = np.zeros((3, 32, 32), np.float32)
         x[:, :20, :24] = np.asarray(image, np.float32).transpose(2, 0, 1)
-        return image, x, (20, 24)
+        return Prepared(np.asarray(image), x, (20, 24), (20, 24))
 
 
 @pytest.mark.parametrize("method", ["gradient", "jacobian"])

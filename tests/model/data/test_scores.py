@@ -1,11 +1,12 @@
-"""Image scores from maps: the median over the affected area, and the minimum area."""
+"""Image scores (model/data/scores.py): reported = median over the affected area with the 1 % rule;
+training target = mean over the mask."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from model.scoring.summary import MIN_AREA, easi_scores
+from model.data.scores import MIN_AREA, easi_scores, mask_image_score, mask_scores
 
 
 def test_score_is_the_median_over_the_affected_area() -> None:
@@ -41,7 +42,7 @@ def test_a_few_specks_count_as_absent() -> None:
 @pytest.mark.parametrize("kind", ["uniform", "levels", "peaked", "constant"])
 @pytest.mark.parametrize("n", [4096, 4097, 50_001, 65_536])
 def test_fast_median_equals_numpy(kind: str, n: int) -> None:
-    from model.scoring.summary import median
+    from model.data.scores import median
 
     rng = np.random.default_rng(n)
     v = {"uniform": rng.random(n) * 2.5 + 0.5,
@@ -52,18 +53,17 @@ def test_fast_median_equals_numpy(kind: str, n: int) -> None:
     assert median(v[:100], 0.5) == float(np.median(v[:100]))  # small arrays: numpy itself
 
 
-def test_affected_fraction_over_valid_skin() -> None:
-    from model.scoring.summary import affected_fraction
+def test_reported_score_and_training_target_differ_on_a_soft_rim() -> None:
+    """The same lesion: a crisp mask's mean (training target) and a predicted map's median
+    (reported) agree on the plaque's level; on a map with a soft rim only the median does."""
+    import torch
 
-    maps = np.zeros((2, 4, 5), np.float32)
-    maps[0, :2] = 1.0  # top half affected in sign 0
-    maps[1, :, 0] = 3.0  # first column in sign 1
-    assert affected_fraction(maps, None, 0.5).tolist() == [0.5, 0.2]
-    valid = np.ones((4, 5), bool)
-    valid[3] = False  # bottom row not annotated
-    skin = np.ones((4, 5), bool)
-    skin[:, 4] = False  # last column not skin
-    np.testing.assert_allclose(affected_fraction(maps, valid, 0.5), [10 / 15, 3 / 15])
-    np.testing.assert_allclose(affected_fraction(maps, valid, 0.5, skin=skin), [8 / 12, 3 / 12])
-    np.testing.assert_allclose(affected_fraction(maps, None, 0.5, skin=skin), [8 / 16, 4 / 16])
-    assert affected_fraction(maps, np.zeros((4, 5), bool), 0.5).tolist() == [0.0, 0.0]
+    mask = np.zeros((10, 100), np.uint8)
+    mask[:, :10] = 3  # a severe plaque on 10 % of the image
+    assert mask_image_score(mask) == 3.0
+    target, annotated = mask_scores(torch.from_numpy(mask)[None, None])
+    assert target.item() == 3.0 and annotated.item()
+    pred = mask.astype(np.float32)
+    pred[:, 10:16] = np.linspace(2.9, 0.5, 6)  # the rim a network predicts around it
+    assert easi_scores(pred[None], None, 0.5)[0] == pytest.approx(3.0)
+    assert mask_image_score(np.round(pred).astype(np.uint8)) < 3.0  # a mean is pulled down

@@ -1,0 +1,101 @@
+"""Image-level scores: what one number for a whole image means, in its two forms.
+
+EASI scores a sign as the average intensity over the affected area. dermsev computes that
+number in two places, on purpose differently:
+
+- the **training target** (`mask_image_score`, `mask_scores`): from a hand-drawn mask, the
+  *mean* severity over the annotated pixels marked affected (mask >= 1), 0 where none are.
+  A mask is crisp, so its mean is the annotator's average intensity (SPEC: what a manifest
+  row without a `score_<sign>` gets).
+- the **reported score** (`easi_scores`): from a predicted map, the *median* severity over
+  the pixels at or above the first threshold, and 0 when they cover less than MIN_AREA of
+  the image (the 1 % rule). A predicted lesion has a soft rim that would pull a mean down;
+  the median hardly moves with it.
+
+The soft, differentiable "mean over the affected area" that saliency and image-level
+(MIL) training back-propagate through is `model.nets.mil.affected_mean`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from model.data.io import IGNORE
+
+if TYPE_CHECKING:  # torch only for the batch form; the generator and the summary do without it
+    import torch
+
+MIN_AREA = 0.01
+
+
+def easi_scores(maps: np.ndarray, valid: np.ndarray | None, threshold: float, min_area: float = MIN_AREA) -> np.ndarray:
+    """Per-sign image score: the median severity over the affected pixels (>= threshold), 0 if none.
+
+    EASI scores the average intensity over the affected area. On a predicted map a lesion's
+    edge is a ramp from 0 up to its level; those rim pixels are inside the affected area but
+    below the level, and they pull a mean down (a severe plaque reads as moderate). The median
+    is the typical severity of the affected area and hardly moves with the rim. Chosen on the
+    demo model's validation split (image-label QWK 0.848 with the mean, 0.893 with the median
+    and a 1 % minimum area; the test set was not looked at).
+
+    A sign covering less than `min_area` of the image (1 %, the lower end of EASI's smallest
+    area band, 1-9 %: a few specks) counts as absent, so scattered false-positive pixels do
+    not turn "none" into "mild".
+    maps: (S, H, W) severities on 0..max_score; valid: (H, W) bool or None (all valid).
+    Returns (S,) float64.
+    """
+    s = maps.reshape(maps.shape[0], -1)
+    if valid is not None:
+        s = s[:, valid.reshape(-1)]
+    out = np.zeros(s.shape[0], np.float64)
+    need = max(min_area * s.shape[1], 0)
+    for k, row in enumerate(s):
+        hit = row[row >= threshold].astype(np.float32, copy=False)
+        if hit.size > need:
+            out[k] = median(hit, threshold)
+    return out
+
+
+def median(v: np.ndarray, lo: float) -> float:
+    """Exactly np.median(v) for a 1-D float32 array with every value >= lo, about 4x faster on
+    the tens of thousands of pixels of a map (the summary runs once per photo, on the critical
+    path of batch scoring): a 256-bin histogram finds the bin holding each middle value, and
+    only that bin's values are partitioned."""
+    n = v.size
+    if n < 4096:
+        return float(np.median(v))
+    hi = float(v.max())
+    if hi <= lo:
+        return hi
+    idx = ((v - np.float32(lo)) * np.float32(255.99 / (hi - lo))).astype(np.intp)
+    cum = np.cumsum(np.bincount(idx, minlength=256))
+    picks = []
+    for k in sorted({(n - 1) // 2, n // 2}):  # the middle value, or the two middle values
+        b = int(np.searchsorted(cum, k, side="right"))
+        start = int(cum[b - 1]) if b else 0
+        picks.append(np.partition(v[idx == b], k - start)[k - start])
+    return float(np.mean(np.array(picks, dtype=v.dtype)))  # averaged as np.median does
+
+
+def mask_image_score(mask: np.ndarray, max_score: float | None = None) -> float | None:
+    """Training target of one (H, W) uint8 mask: mean severity over affected (>= 1) annotated
+    pixels, 0 if none; None if no pixel is annotated (all IGNORE). max_score is unused (kept
+    for callers that pass the dataset's)."""
+    annotated = mask[mask != IGNORE]
+    if annotated.size == 0:
+        return None
+    affected = annotated[annotated >= 1]
+    return float(affected.mean()) if affected.size else 0.0
+
+
+def mask_scores(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`mask_image_score` for a batch: (B, S, H, W) uint8 masks (of a crop or a whole image) ->
+    (scores (B, S) float32, annotated (B, S) bool)."""
+    annotated = masks != IGNORE
+    m = masks.float() * annotated
+    affected = (masks >= 1) & annotated
+    n_aff = affected.sum((2, 3))
+    score = (m * affected).sum((2, 3)) / n_aff.clamp(min=1)
+    return score, annotated.any(3).any(2)
