@@ -7,9 +7,11 @@ image-level scores exist, or everywhere with --supervision image).
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -29,6 +31,8 @@ from model.data.trainset import CachedExamples, SeverityDataset, eval_batches
 from model.nets.unet import DermSevNet
 from model.scoring.metrics import SignAccumulator, mean_over_signs
 from model.training.losses import image_mae, masked_mae
+
+DEFAULT_EPOCHS = 30  # when neither --epochs nor --max-minutes is given
 
 
 @dataclass
@@ -54,6 +58,14 @@ def schedule_factor(step: int, steps: int, warm: int, clock: float | None = None
     so a run cut by the clock still ends at a low learning rate instead of mid-schedule."""
     done = step / steps if clock is None else max(step / steps, clock)
     return min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+
+
+def clock_factor(clock: float, warm_frac: float) -> float:
+    """Learning-rate factor of a run that trains until the clock ends (--max-minutes, no
+    --epochs): linear warm-up over the first `warm_frac` of the time, then a cosine to 0 at
+    the deadline. clock: share of the time budget used (0..1, more once over)."""
+    warm = min(1.0, clock / warm_frac) if warm_frac > 0 else 1.0
+    return warm * 0.5 * (1 + math.cos(math.pi * min(1.0, max(clock, 0.0))))
 
 
 def drop_channels(x: torch.Tensor, p: float, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -141,16 +153,22 @@ def fit(
     ds = SeverityDataset(cache, train_idx, augment.train_transform(cache.size, cfg.augment, seed=cfg.seed, crop=cfg.crop_size))
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
                         drop_last=len(ds) > cfg.batch_size, num_workers=0)
-    steps = max(1, cfg.epochs * len(loader))
+    # --max-minutes without --epochs: as many epochs as the clock allows, scheduled by the clock
+    epochs = cfg.epochs if cfg.epochs is not None else (None if deadline is not None else DEFAULT_EPOCHS)
+    steps = max(1, (epochs or 1) * len(loader))
     warm = max(1, int(cfg.warmup_frac * steps))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     started = time.monotonic()
 
+    def clock() -> float | None:
+        if deadline is None or deadline <= started:
+            return None
+        return (time.monotonic() - started) / (deadline - started)
+
     def lr_factor(s: int) -> float:
-        clock = None
-        if deadline is not None and deadline > started:
-            clock = (time.monotonic() - started) / (deadline - started)
-        return schedule_factor(s, steps, warm, clock)
+        if epochs is None:
+            return clock_factor(clock() or 0.0, cfg.warmup_frac)
+        return schedule_factor(s, steps, warm, clock())
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     res = FitResult(net=net)
@@ -171,10 +189,12 @@ def fit(
     if cfg.sign_loss_weights:
         sign_weights = torch.tensor([float(cfg.sign_loss_weights.get(s, 1.0)) for s in cache.spec.signs])
     seen, busy = 0, 0.0
-    for epoch in range(first_epoch, cfg.epochs):
+    # A progress bar per step only on a terminal; in a log file, one line per epoch.
+    step_bar = progress and sys.stderr.isatty()
+    for epoch in (itertools.count(first_epoch) if epochs is None else range(first_epoch, epochs)):
         net.train()
         losses = []
-        bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{epochs or '-'}", disable=not step_bar, leave=False)
         for batch in bar:
             t0 = time.perf_counter()
             batch = {k: v.to(device) for k, v in batch.items()}
@@ -214,7 +234,11 @@ def fit(
                 on_best(net, res)
         else:
             bad += 1
-        stop = bad >= cfg.patience or (deadline is not None and time.monotonic() > deadline)
+        # Early stopping waits until min_progress of the run (epochs or clock) is done: the
+        # tabular branch and the low-learning-rate end of the schedule come late.
+        done = max((epoch + 1) / epochs if epochs else 0.0, clock() or 0.0)
+        out_of_time = deadline is not None and time.monotonic() > deadline
+        stop = (bad >= cfg.patience and done >= cfg.min_progress) or out_of_time
         if ckpt is not None:
             _save_checkpoint(ckpt, {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                                     "best": best, "bad": bad, "epoch": epoch + 1, "history": res.history,
