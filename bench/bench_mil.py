@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from model.scoring.evaluate import evaluate  # noqa: E402
 from model.inference.predictor import load_model  # noqa: E402
 from model.nets.mil import METHODS  # noqa: E402
+from model.scoring.evaluate import evaluate  # noqa: E402
 from model.synth.generator import generate  # noqa: E402
 from model.training.train import TrainConfig, train  # noqa: E402
 

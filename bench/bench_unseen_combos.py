@@ -35,12 +35,12 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from model.data import augment  # noqa: E402
 from model.data.dataset import IGNORE, load_dataset  # noqa: E402
-from model.training.fit import compute_loss  # noqa: E402
-from model.scoring.metrics import to_labels  # noqa: E402
-from model.nets.unet import DermSevNet, NetConfig  # noqa: E402
-from model.scoring.summary import easi_scores  # noqa: E402
-from model.training.train import TrainConfig  # noqa: E402
 from model.data.trainset import CachedExamples, SeverityDataset, eval_batches  # noqa: E402
+from model.nets.unet import DermSevNet, NetConfig  # noqa: E402
+from model.scoring.metrics import to_labels  # noqa: E402
+from model.scoring.summary import easi_scores  # noqa: E402
+from model.training.fit import compute_loss  # noqa: E402
+from model.training.train import TrainConfig  # noqa: E402
 
 LEVELS = 4  # severities 0..3
 KINDS = ("regression", "classifier")

@@ -26,7 +26,7 @@ PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png"}
 @st.cache_resource(show_spinner="Loading the model...")
 def get_predictor(model_dir: str):
     """The one shared, read-only resource: a loaded model ("" = the bundled demo)."""
-    from model.inference.predictor import load_model
+    from model.inference import load_model
 
     return load_model(model_dir or None)
 

@@ -84,16 +84,14 @@ def channel_stack(
     if decode is None or not data:
         return None
     try:
-        from model.data.io import resize
+        from model.inference import resize  # any channel count (multi-channel photos)
 
         img, _ = decode(data, name)
         if img.shape[:2] != tuple(shape):
             import cv2
 
             shrink = max(img.shape[0] / shape[0], img.shape[1] / shape[1])
-            img = resize(
-                img, shape[1], shape[0], cv2.INTER_AREA if shrink >= 2 else cv2.INTER_LINEAR
-            )
+            img = resize(img, shape[1], shape[0], cv2.INTER_AREA if shrink >= 2 else cv2.INTER_LINEAR)
         return img
     except Exception:  # it was decoded once to be scored; a failure here only loses the view
         log.exception("decoding %s for display failed", name)

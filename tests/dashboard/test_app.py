@@ -30,7 +30,7 @@ def png(seed=0, size=(96, 64)):
 
 @pytest.fixture
 def app(monkeypatch, tmp_path, fake_predictor):
-    import model.inference.predictor
+    import model.inference
 
     monkeypatch.setenv("DERMSEV_DATA", str(tmp_path / "data"))
     monkeypatch.delenv("DERMSEV_MODEL", raising=False)
@@ -40,7 +40,7 @@ def app(monkeypatch, tmp_path, fake_predictor):
             return fake_predictor
         raise DermsevError(f"{model_dir}: no config.json (not a model directory)")
 
-    monkeypatch.setattr(model.inference.predictor, "load_model", load_model)
+    monkeypatch.setattr(model.inference, "load_model", load_model)
     st.cache_resource.clear()
     at = AppTest.from_file(APP, default_timeout=30)
     at.run()

@@ -183,13 +183,13 @@ def heatmap_names(fig: dict) -> list[str]:
 
 
 def _start(monkeypatch, tmp_path, model_dir: Path | None = None, fake=None):
-    import model.inference.predictor
+    import model.inference
 
     monkeypatch.setenv("DERMSEV_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("DERMSEV_BACKEND", "torch-fp32")  # no backend measurement in tests
     if model_dir is None:
         monkeypatch.delenv("DERMSEV_MODEL", raising=False)
-        monkeypatch.setattr(model.inference.predictor, "load_model", lambda model_dir=None: fake)
+        monkeypatch.setattr(model.inference, "load_model", lambda model_dir=None: fake)
     else:
         monkeypatch.setenv("DERMSEV_MODEL", str(model_dir))
     st.cache_resource.clear()

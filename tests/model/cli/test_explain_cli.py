@@ -11,8 +11,8 @@ import tifffile
 from PIL import Image
 
 from model.cli import main
-from model.errors import DermsevError
 from model.cli.explain import channel_images, explain_cli, overlay
+from model.errors import DermsevError
 
 SIGNS = ["erythema", "papulation", "excoriation", "lichenification"]
 

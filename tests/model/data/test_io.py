@@ -14,8 +14,8 @@ import tifffile
 from PIL import Image
 
 import model.data.io as mio
-from model.errors import DermsevError
 from model.data.io import image_shape, read_image
+from model.errors import DermsevError
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

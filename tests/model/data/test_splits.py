@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from model.data.dataset import Record
-from model.errors import DermsevError
 from model.data.splits import assign_splits, group_kfold
+from model.errors import DermsevError
 
 
 def make_records(images_per_patient: list[int], splits: dict[str, str] | None = None) -> list[Record]:

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from model.inference.predictor import Prepared
 from model.explain.saliency import explain_image, project, saliency
+from model.inference.predictor import Prepared
 from model.nets.mil import MILPool
 
 torch.set_num_threads(1)

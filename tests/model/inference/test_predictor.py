@@ -9,9 +9,9 @@ import pytest
 import tifffile
 from PIL import Image
 
+from model.data.io import read_image
 from model.errors import DermsevError
 from model.inference.predictor import Predictor, load_model, match_channels
-from model.data.io import read_image
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from model.nets.unet import DermSevNet, NetConfig
 from model.nets.tabular import TabularFiLM, encode_tabular
+from model.nets.unet import DermSevNet, NetConfig
 
 TINY = {"decoder_channels": (16, 8, 8, 8, 8)}
 NAN = float("nan")

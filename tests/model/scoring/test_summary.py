@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def test_affected_fraction_over_valid_skin() -> None:
     from model.scoring.summary import affected_fraction
 

@@ -13,10 +13,10 @@ from safetensors.torch import load_file
 
 import model.training.fit as fit_module
 from model.data.dataset import load_dataset
+from model.data.trainset import CachedExamples, SeverityDataset, eval_batches
 from model.errors import DermsevError
 from model.nets.modeldir import load_network
 from model.training.train import TrainConfig, train
-from model.data.trainset import CachedExamples, SeverityDataset, eval_batches
 
 TINY = {"image_size": 64, "batch_size": 2, "precision": "fp32"}
 

@@ -14,13 +14,13 @@ from safetensors.torch import load_file
 
 from model.data import augment
 from model.data.dataset import IGNORE, load_dataset
-from model.scoring.evaluate import evaluate
-from model.training.fit import compute_loss
+from model.data.trainset import CachedExamples, SeverityDataset
 from model.inference.predictor import load_model
 from model.nets.unet import DermSevNet, NetConfig
+from model.scoring.evaluate import evaluate
 from model.synth.generator import generate
+from model.training.fit import compute_loss
 from model.training.train import TrainConfig, train
-from model.data.trainset import CachedExamples, SeverityDataset
 
 torch.set_num_threads(1)
 
