@@ -14,8 +14,9 @@ Two methods, both kept per input channel (the map has the input's C channels, no
   (SiLU, hardswish, ...) back-propagate normally; on a network without ReLU modules the
   jacobian map is the positive part of the gradient.
 
-``score`` is the sign's image score, ``pool(maps)[:, sign]``, by default the soft
-affected-area mean of SPEC's EASI convention (``MILPool('mean')``, see docs/mil.md).
+``score`` is the sign's soft image score, ``pool(maps)[:, sign]``, by default the soft
+affected-area mean (``MILPool('mean')``, see docs/mil.md): a differentiable stand-in for
+the reported score (a median; model/data/scores.py), which has no useful gradient.
 ``project`` sums the channels into one (H, W) map on 0..1 for an overlay.
 """
 

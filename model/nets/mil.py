@@ -1,8 +1,10 @@
-"""Multiple-instance pooling: per-pixel severity maps -> image-level scores (EASI convention).
+"""Multiple-instance pooling: per-pixel severity maps -> differentiable image-level scores.
 
-SPEC's image score is the mean severity over the affected area (pixels with severity >= 1),
-and 0 where the sign is absent. Every pooling here maps `(B, S, H, W)` severities on
-0..max_score to `(B, S)` scores on 0..max_score and is built to approximate that number:
+The training target of an image is the mean severity over its affected area (pixels with
+severity >= 1), 0 where the sign is absent (model/data/scores.py, which also says how the
+*reported* score, a median with a 1 % area rule, differs from it). Every pooling here maps
+`(B, S, H, W)` severities on 0..max_score to `(B, S)` scores on 0..max_score and is built
+to approximate the training target, differentiably:
 
 - ``mean``: soft affected-area mean. Weights ``w = sigmoid(slope * (s - affected_threshold))``
   (about 1 on affected pixels, about 0 elsewhere) and ``score = sum(w s) / (sum(w) + eps)``.

@@ -27,6 +27,7 @@ tasks = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(tasks)
 
 pytestmark = pytest.mark.slow
+EPOCHS = 25
 
 
 def _rows(root: Path, split: str) -> list[dict]:
@@ -38,47 +39,48 @@ def _mask(root: Path, row: dict, sign: str) -> np.ndarray:
     return np.asarray(Image.open(root / row[f"mask_{sign}"])).astype(np.float32)
 
 
+def _trained(tmp_path_factory, write, seed: int) -> tuple[Path, Path]:
+    """A task's dataset (240 images, 64 px) and a model trained on it by the default recipe."""
+    torch.set_num_threads(2)
+    root = write(tmp_path_factory.mktemp("task") / "ds", n=240, size=64, seed=seed)
+    out = root.parent / "model"
+    # a fixed number of epochs (about a minute here), not a clock: the same model however busy the machine
+    train(root, out, TrainConfig(epochs=EPOCHS, patience=EPOCHS, image_size=64, seed=0), progress=False)
+    return root, out
+
+
 @pytest.fixture(scope="module")
 def age_sex_model(tmp_path_factory) -> tuple[Path, Path]:
-    torch.set_num_threads(2)
-    root = tasks.write_age_sex(tmp_path_factory.mktemp("agesex") / "ds", n=240, size=64, seed=3)
-    out = root.parent / "model"
-    train(root, out, TrainConfig(max_minutes=1.5, image_size=64, seed=0), progress=False)
-    return root, out
+    return _trained(tmp_path_factory, tasks.write_age_sex, seed=3)
 
 
 def test_age_and_sex_change_the_prediction(age_sex_model) -> None:
     """The image alone is ambiguous (the lesion's red is shifted by age >= 50 and by sex M):
-    with the true age and sex the error is low, with age moved across 50 or sex flipped it
-    is much higher, and the scores themselves move."""
+    with the true age and sex the lesion's severity is scored well; with age moved across 50
+    or sex flipped the error at least doubles, and the scores themselves move."""
     root, out = age_sex_model
     p = load_model(out, backend="torch-fp32")
-    err = {"true": [], "age moved": [], "sex flipped": []}
-    moved_scores = []
+    err: dict[str, list[float]] = {"true": [], "age moved": [], "sex flipped": []}
+    moved = []
     for row in _rows(root, "test"):
-        truth = _mask(root, row, "severity")
+        severity = float(_mask(root, row, "severity").max())  # the lesion's one severity (0: none)
         age, sex = float(row["age"]), row["sex"]
         cases = {"true": (age, sex), "age moved": (tasks.move_age(age), sex),
                  "sex flipped": (age, "F" if sex == "M" else "M")}
-        res = {}
-        for k, (a, s) in cases.items():
-            res[k] = p.predict(root / row["image"], age=a, sex=s)
-            err[k].append(float(np.abs(res[k].maps[0].astype(np.float32) - truth).mean()))
-        moved_scores.append(abs(res["true"].scores["severity"] - res["age moved"].scores["severity"]))
+        scores = {k: p.predict(root / row["image"], age=a, sex=s).scores["severity"] for k, (a, s) in cases.items()}
+        for k, v in scores.items():
+            err[k].append(abs(v - severity))
+        moved.append(abs(scores["true"] - scores["age moved"]))
     mae = {k: float(np.mean(v)) for k, v in err.items()}
-    assert mae["true"] < 0.45, mae
+    assert mae["true"] < 0.5, mae
     assert mae["age moved"] > 2 * mae["true"], mae
     assert mae["sex flipped"] > 2 * mae["true"], mae
-    assert np.median(moved_scores) > 0.5  # far more than the 0.01 of an unused branch
+    assert np.median(moved) > 0.5, mae  # an unused branch moved no score by more than 0.01
 
 
 @pytest.fixture(scope="module")
 def colour_model(tmp_path_factory) -> tuple[Path, Path]:
-    torch.set_num_threads(2)
-    root = tasks.write_colour_combos(tmp_path_factory.mktemp("colour") / "ds", n=240, size=64, seed=5)
-    out = root.parent / "model"
-    train(root, out, TrainConfig(max_minutes=1.5, image_size=64, seed=0), progress=False)
-    return root, out
+    return _trained(tmp_path_factory, tasks.write_colour_combos, seed=5)
 
 
 def test_the_regression_scores_held_out_combinations(colour_model) -> None:
