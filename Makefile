@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: install run test test-fast check-imports lint format demo-model docs bench clean
+.PHONY: install run test test-fast system-deps check-imports lint format demo-model docs bench clean
 
 install: $(STAMP)
 
@@ -20,8 +20,22 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/streamlit run dashboard/app.py --server.port 8501
 
-test: install
+test: install system-deps
 	$(BIN)/python -m pytest -q
+
+# The browser and PDF tests need Debian's chromium and poppler-utils: installed here when
+# we may (root with apt-get), else stop at once with the command to run.
+SYSTEM_DEPS := chromium poppler-utils
+system-deps:
+	@if command -v chromium >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing $(SYSTEM_DEPS) (browser and PDF tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_DEPS) >/dev/null; \
+	else \
+		echo "make test needs $(SYSTEM_DEPS) for the browser and PDF tests; run:"; \
+		echo "    sudo apt-get install -y $(SYSTEM_DEPS)"; \
+		exit 1; \
+	fi
 
 # The quick loop while editing: no slow tests, no browser.
 test-fast: install
