@@ -13,14 +13,14 @@ import sqlite3
 
 import streamlit as st
 
-from dashboard import charts, figures, report, scoring, view_explain
-from dashboard.assessment import DISCLAIMER, check_age, check_pseudonym, check_sex
+from dashboard import charts, easi, figures, report, scoring, tables, view_explain
+from dashboard.assessment import DISCLAIMER, check_pseudonym, check_sex
 from dashboard.easi import EASI_SIGNS, REGION_LABELS, REGIONS, compute_easi, easi_sign
+from dashboard.figures import PLOTLY_CONFIG
 from dashboard.history import HistoryStore
-from dashboard.view_history import TABLE_COLUMNS, history_view
+from dashboard.view_history import history_view, score_columns
 
 SEX_LABELS = {"unknown": "unknown", "F": "female", "M": "male"}
-PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png"}}
 
 
 @st.cache_resource(show_spinner="Loading the model...")
@@ -82,7 +82,7 @@ def patient_form(predictor):
 def score_batch(predictor):
     s = st.session_state
     problems = []
-    for check, value in ((check_pseudonym, s.pseudonym), (check_age, s.age)):
+    for check, value in ((check_pseudonym, s.pseudonym), (easi.required_age, s.age)):
         try:
             check(value)
         except ValueError as exc:
@@ -118,7 +118,7 @@ def score_batch(predictor):
 def prefill_easi():
     """Reset the EASI widgets to the intensities suggested by each region's photos."""
     a = st.session_state.assessment
-    for region, values in scoring.easi_prefill(a.photos).items():
+    for region, values in scoring.easi_prefill(a.photos, a.max_score).items():
         for sign, value in values.items():
             st.session_state[f"easi:{region}:{sign}"] = value
         st.session_state.setdefault(f"easi_area:{region}", 0)
@@ -141,10 +141,10 @@ def photo_panel(a, i, photo, predictor):
         title=f"{sign}: {photo.scores[sign]:.2f} ({photo.labels[sign]})",
     )  # fmt: skip
     left.plotly_chart(fig, key=f"overlay_{i}", config=PLOTLY_CONFIG)
-    right.dataframe(scoring.score_table(photo, a.signs), hide_index=True,
-                    column_config=TABLE_COLUMNS)  # fmt: skip
-    right.caption("Score: typical (median) severity over the affected skin, 0-3. Uncertainty: lowest "
-                  "and highest score under flips (test-time augmentation).")  # fmt: skip
+    right.dataframe(tables.score_table(photo, a.signs), hide_index=True,
+                    column_config=score_columns(a))  # fmt: skip
+    right.caption(f"Score: typical (median) severity over the affected skin, 0-{a.max_score:g}. "
+                  "Uncertainty: lowest and highest score under flips (test-time augmentation).")  # fmt: skip
     small = figures.small_multiples(
         shown, photo.maps, a.signs, scores=photo.scores, max_score=a.max_score,
         thresholds=a.thresholds, labels=a.label_names, opacity=opacity,
@@ -157,23 +157,24 @@ def easi_helper(a):
     st.subheader("EASI helper")
     if not any(easi_sign(s) for s in a.signs):
         st.info("This model's signs are not the EASI signs: enter the intensities yourself.")
-    st.caption("Intensities (0-3) start from each region's photos (mean score, nearest half "
-               "point) and are yours to edit; enter each region's area score.")  # fmt: skip
+    st.caption(f"Intensities (0-{easi.MAX_INTENSITY:g}) start from each region's photos (mean "
+               f"score, from the model's 0-{a.max_score:g}, nearest half point) and are yours "
+               "to edit; enter each region's area score.")  # fmt: skip
     st.button("Re-fill intensities from the photos", on_click=prefill_easi)
     for region in REGIONS:
         c = st.columns([1.3, 1, 1, 1, 1, 1.4])
         c[0].markdown(f"**{REGION_LABELS[region]}**")
         for col, sign in zip(c[1:5], EASI_SIGNS, strict=True):
-            col.number_input(sign, 0.0, 3.0, step=0.5, key=f"easi:{region}:{sign}")
-        c[5].selectbox("area score", range(7), key=f"easi_area:{region}",
-                       format_func=scoring.area_label)  # fmt: skip
+            col.number_input(sign, 0.0, easi.MAX_INTENSITY, step=0.5, key=f"easi:{region}:{sign}")
+        c[5].selectbox("area score", range(easi.MAX_AREA_SCORE + 1), key=f"easi_area:{region}",
+                       format_func=tables.area_label)  # fmt: skip
     s = st.session_state
     values = {f"{r}:{g}": s[f"easi:{r}:{g}"] for r in REGIONS for g in EASI_SIGNS}
     areas = {r: s[f"easi_area:{r}"] for r in REGIONS}
     a.easi = compute_easi(scoring.easi_inputs(values, areas), a.age)
     group = "under 8 years" if a.easi.age_group == "child" else "8 years and over"
     c = st.columns(6)
-    c[0].metric("EASI (0-72)", f"{a.easi.total:.1f}", help=f"Weights for {group}.")
+    c[0].metric(f"EASI (0-{easi.MAX_EASI:g})", f"{a.easi.total:.1f}", help=f"Weights for {group}.")
     c[1].metric("Severity band", a.easi.band, help="Leshem et al. 2015")
     for col, region in zip(c[2:], REGIONS, strict=True):
         col.metric(REGION_LABELS[region], f"{a.easi.regions[region].score:.2f}")

@@ -1,7 +1,8 @@
 """One visit's assessment: patient fields, per-photo results, EASI. Shared by report and history.
 
 Data flows one way: a model result -> `PhotoResult.from_prediction` -> `Assessment` ->
-report (CSV/JSON/PDF) and history (SQLite). Nothing here imports streamlit or the model.
+report (CSV/JSON/PDF) and history (SQLite). Nothing here imports streamlit; from the model,
+only the patient checks (`model.inference.check_sex`, and `check_age` through EASI's age).
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from dashboard.easi import REGIONS, EasiResult, age_group
+from dashboard.easi import REGIONS, EasiResult, required_age
+from model.inference import check_sex
 
-SEXES: tuple[str, ...] = ("F", "M")  # None/"" = unknown, as in the dataset manifest
+# The severity scale when nothing else is known (a model's config.json says its own).
+DEFAULT_MAX_SCORE = 3.0
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.5, 1.5, 2.5)
+DEFAULT_LABELS: tuple[str, ...] = ("none", "mild", "moderate", "severe")
 PSEUDONYM_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DISCLAIMER = (
     "Not a medical device. The scores are decision support for a qualified clinician, "
@@ -33,21 +38,6 @@ def check_pseudonym(pseudonym: str) -> str:
             f"(no spaces, never the patient's name), got {pseudonym!r}"
         )
     return value
-
-
-def check_age(age: float | None) -> float:
-    """Age in years, 0..130; anything else (negative, 200, missing) is refused."""
-    age_group(age)  # raises ValueError naming the allowed range
-    return float(age)
-
-
-def check_sex(sex: str | None) -> str | None:
-    """'F', 'M' or None (unknown; '' and 'unknown' also mean unknown)."""
-    if sex is None or sex == "" or str(sex).lower() == "unknown":
-        return None
-    if sex not in SEXES:
-        raise ValueError(f"sex must be one of {', '.join(SEXES)} or left unknown, got {sex!r}")
-    return sex
 
 
 def check_region(region: str) -> str:
@@ -138,13 +128,13 @@ class Assessment:
     easi: EasiResult | None = None
     model: dict = field(default_factory=dict)
     signs: list[str] = field(default_factory=list)
-    max_score: float = 3.0
-    thresholds: list[float] = field(default_factory=lambda: [0.5, 1.5, 2.5])
-    label_names: list[str] = field(default_factory=lambda: ["none", "mild", "moderate", "severe"])
+    max_score: float = DEFAULT_MAX_SCORE
+    thresholds: list[float] = field(default_factory=lambda: list(DEFAULT_THRESHOLDS))
+    label_names: list[str] = field(default_factory=lambda: list(DEFAULT_LABELS))
 
     def __post_init__(self) -> None:
         self.pseudonym = check_pseudonym(self.pseudonym)
-        self.age = check_age(self.age)
+        self.age = required_age(self.age)
         self.sex = check_sex(self.sex)
         self.region = check_region(self.region)
         if isinstance(self.visit_date, str):
@@ -211,7 +201,7 @@ class Assessment:
             easi=None if data.get("easi") is None else EasiResult.from_dict(data["easi"]),
             model=dict(data.get("model", {})),
             signs=list(data.get("signs", [])),
-            max_score=float(data.get("max_score", 3.0)),
-            thresholds=[float(t) for t in data.get("thresholds", [0.5, 1.5, 2.5])],
-            label_names=list(data.get("label_names", ["none", "mild", "moderate", "severe"])),
+            max_score=float(data.get("max_score", DEFAULT_MAX_SCORE)),
+            thresholds=[float(t) for t in data.get("thresholds", DEFAULT_THRESHOLDS)],
+            label_names=list(data.get("label_names", DEFAULT_LABELS)),
         )

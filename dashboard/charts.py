@@ -12,11 +12,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.figures import DEFAULT_LABELS, DEFAULT_THRESHOLDS, FONT, band_colors, check_bands
+from dashboard.assessment import DEFAULT_LABELS, DEFAULT_MAX_SCORE, DEFAULT_THRESHOLDS
+from dashboard.easi import MAX_EASI
+from dashboard.figures import FONT, band_colors, check_bands
 
 
 def trend_figure(
-    trend: pd.DataFrame, easi_label: str = "EASI", max_score: float = 3.0
+    trend: pd.DataFrame, easi_label: str = "EASI", max_score: float = DEFAULT_MAX_SCORE
 ) -> go.Figure:
     """A patient's visits: one line per sign (0..max_score, left axis) and EASI (right axis).
 
@@ -50,7 +52,7 @@ def trend_figure(
     top = max(5.0, float(np.ceil(easi.max() * 1.2 / 5) * 5)) if len(easi) else 5.0
     fig.update_yaxes(title_text=f"sign score (0-{max_score:g})", range=[0, max_score * 1.04],
                      secondary_y=False)  # fmt: skip
-    fig.update_yaxes(title_text="EASI (0-72)", range=[0, min(top, 72.0) * 1.04],
+    fig.update_yaxes(title_text=f"EASI (0-{MAX_EASI:g})", range=[0, min(top, MAX_EASI) * 1.04],
                      showgrid=False, tickmode="auto", nticks=6, secondary_y=True)  # fmt: skip
     fig.update_xaxes(title_text="visit date", tickformat="%d %b %Y", type="date")
     fig.update_layout(
@@ -65,7 +67,7 @@ def trend_figure(
 
 def legend_figure(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    max_score: float = 3.0,
+    max_score: float = DEFAULT_MAX_SCORE,
     labels: Sequence[str] = DEFAULT_LABELS,
 ) -> go.Figure:
     """The overlay's colour bands as one horizontal bar on 0..max_score, labelled."""

@@ -26,6 +26,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from model.errors import DermsevError
+from model.inference import check_age
+
 REGIONS: tuple[str, ...] = ("head_neck", "upper_limbs", "trunk", "lower_limbs")
 REGION_LABELS: dict[str, str] = {
     "head_neck": "Head and neck",
@@ -61,7 +64,6 @@ WEIGHTS_CHILD: dict[str, float] = {
     "lower_limbs": 0.3,
 }
 CHILD_AGE_LIMIT = 8  # years; under this the child weights apply
-MAX_AGE = 130
 MAX_INTENSITY = 3.0
 MAX_AREA_SCORE = 6
 MAX_EASI = 72.0
@@ -109,11 +111,21 @@ def area_percent_range(score: int) -> tuple[int, int]:
     return AREA_RANGES[int(score)]
 
 
+def required_age(age: object) -> float:
+    """Age in years, checked by the model's rule (`model.inference.check_age`: 0..MAX_AGE).
+
+    The model accepts an unknown age; EASI does not (its weights differ under 8 years), so a
+    missing one raises DermsevError (a ValueError) here.
+    """
+    years = check_age(age)
+    if years is None:
+        raise DermsevError("age is needed for EASI (its weights differ under 8 years): enter it")
+    return years
+
+
 def age_group(age: float) -> str:
     """ "child" (under 8 years) or "adult" (8 and over): which weights apply."""
-    if age is None or isinstance(age, bool) or not 0 <= age <= MAX_AGE:
-        raise ValueError(f"age must be a number of years between 0 and {MAX_AGE}, got {age!r}")
-    return "child" if age < CHILD_AGE_LIMIT else "adult"
+    return "child" if required_age(age) < CHILD_AGE_LIMIT else "adult"
 
 
 def region_weights(age: float) -> dict[str, float]:
@@ -193,7 +205,7 @@ def compute_easi(regions: Mapping[str, tuple[Mapping[str, float], int]], age: fl
     """Total EASI from {region: (intensities, area score)}; regions left out count as 0.
 
     Raises ValueError naming the allowed values for an unknown region or sign, an intensity
-    outside 0..3, an area score outside 0..6 or an impossible age.
+    outside 0..3, an area score outside 0..6 or a missing or impossible age.
     """
     group = age_group(age)
     weights = region_weights(age)
@@ -218,16 +230,21 @@ def easi_sign(name: str) -> str | None:
 
 
 def prefill_intensities(
-    photo_scores: Iterable[Mapping[str, float]], step: float = 0.5
+    photo_scores: Iterable[Mapping[str, float]],
+    step: float = 0.5,
+    max_score: float = MAX_INTENSITY,
 ) -> dict[str, float]:
     """Starting intensities for one region from its photos' per-sign model scores.
 
-    Each EASI sign gets the mean of its scores over the photos, rounded to the nearest
-    `step` (half points, as clinicians score) and clipped to 0..3; a sign the model does not
-    score, or a region with no photos, starts at 0. The clinician edits them afterwards.
+    Each EASI sign gets the mean of its scores over the photos, put from the model's
+    0..max_score onto EASI's 0..3 (x 3 / max_score; unchanged for a 0..3 model), rounded to the
+    nearest `step` (half points, as clinicians score) and clipped to 0..3; a sign the model
+    does not score, or a region with no photos, starts at 0. The clinician edits them afterwards.
     """
     if step <= 0:
         raise ValueError(f"step must be positive, got {step}")
+    if max_score <= 0:
+        raise ValueError(f"max_score must be positive, got {max_score}")
     sums = dict.fromkeys(EASI_SIGNS, 0.0)
     counts = dict.fromkeys(EASI_SIGNS, 0)
     for scores in photo_scores:
@@ -236,9 +253,10 @@ def prefill_intensities(
             if sign is not None and value is not None:
                 sums[sign] += float(value)
                 counts[sign] += 1
+    scale = MAX_INTENSITY / max_score  # exactly 1 for a 0..3 model
     out = {}
     for sign in EASI_SIGNS:
-        mean = sums[sign] / counts[sign] if counts[sign] else 0.0
+        mean = sums[sign] / counts[sign] * scale if counts[sign] else 0.0
         out[sign] = min(MAX_INTENSITY, max(0.0, round(mean / step) * step))
     return out
 

@@ -18,8 +18,10 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
-DEFAULT_THRESHOLDS = (0.5, 1.5, 2.5)
-DEFAULT_LABELS = ("none", "mild", "moderate", "severe")
+from dashboard.assessment import DEFAULT_LABELS, DEFAULT_MAX_SCORE, DEFAULT_THRESHOLDS
+
+# st.plotly_chart's config for every chart with a mode bar: no plotly logo, PNG download.
+PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png"}}
 # Severe end of a yellow -> red ramp (ColorBrewer YlOrRd), picked evenly per band.
 _RAMP = np.array(
     [(255, 237, 160), (254, 178, 76), (252, 78, 42), (189, 0, 38), (128, 0, 38)], dtype=float
@@ -56,7 +58,7 @@ def check_bands(thresholds: Sequence[float], labels: Sequence[str], max_score: f
 
 def banded_colorscale(
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    max_score: float = 3.0,
+    max_score: float = DEFAULT_MAX_SCORE,
     labels: Sequence[str] = DEFAULT_LABELS,
 ) -> tuple[list, list[float], list[str]]:
     """Plotly colorscale with a flat colour per band, plus colourbar tick values and texts.
@@ -168,7 +170,7 @@ def overlay_figure(
     sign_map: np.ndarray,
     sign: str,
     *,
-    max_score: float = 3.0,
+    max_score: float = DEFAULT_MAX_SCORE,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     labels: Sequence[str] = DEFAULT_LABELS,
     opacity: float = 0.5,
@@ -196,7 +198,7 @@ def small_multiples(
     signs: Sequence[str],
     *,
     scores: Mapping[str, float] | None = None,
-    max_score: float = 3.0,
+    max_score: float = DEFAULT_MAX_SCORE,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     labels: Sequence[str] = DEFAULT_LABELS,
     opacity: float = 0.5,
@@ -242,7 +244,7 @@ def small_multiples(
 def overlay_png(
     image_rgb_uint8: np.ndarray,
     sign_map: np.ndarray,
-    max_score: float = 3.0,
+    max_score: float = DEFAULT_MAX_SCORE,
     *,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     opacity: float = 0.5,

@@ -40,7 +40,7 @@ from reportlab.platypus import (
 )
 
 from dashboard.assessment import Assessment
-from dashboard.easi import EASI_SIGNS, REGION_LABELS
+from dashboard.easi import EASI_SIGNS, MAX_AREA_SCORE, MAX_EASI, REGION_LABELS
 from dashboard.figures import overlay_png
 
 CSV_COLUMNS = [
@@ -273,7 +273,8 @@ def to_pdf(assessment: Assessment) -> bytes:
     if a.easi is None:
         story.append(Paragraph("Not computed for this visit.", styles["body"]))
     else:
-        rows = [["Region", *[s.capitalize() for s in EASI_SIGNS], "Area (0-6)", "Weight", "Score"]]
+        area = f"Area (0-{MAX_AREA_SCORE})"
+        rows = [["Region", *[s.capitalize() for s in EASI_SIGNS], area, "Weight", "Score"]]
         for region, r in a.easi.regions.items():
             rows.append([REGION_LABELS[region], *[f"{r.intensities[s]:g}" for s in EASI_SIGNS],
                          str(r.area), f"{r.weight:g}", _fmt(r.score)])  # fmt: skip
@@ -281,7 +282,7 @@ def to_pdf(assessment: Assessment) -> bytes:
         group = "under 8 years" if a.easi.age_group == "child" else "8 years and over"
         story.append(Spacer(1, 4))
         story.append(Paragraph(
-            f"<b>Total EASI {a.easi.total:.2f} / 72 &middot; {escape(a.easi.band)}</b> "
+            f"<b>Total EASI {a.easi.total:.2f} / {MAX_EASI:g} &middot; {escape(a.easi.band)}</b> "
             f"(weights for {group}; bands of Leshem et al. 2015)", styles["body"]))  # fmt: skip
 
     story.append(Paragraph("Model", styles["h2"]))

@@ -1,7 +1,7 @@
-"""What the page does, without streamlit: choose the model, score a batch, build tables.
+"""What the page does, without streamlit: choose the model, score a batch, pre-fill EASI.
 
 The page (app.py) only turns widgets into calls to these functions and their results into
-elements, so everything here is tested without a browser or AppTest.
+elements, so everything here is tested without a browser or AppTest. Tables: dashboard/tables.py.
 """
 
 from __future__ import annotations
@@ -13,11 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
 from dashboard.assessment import Assessment, PhotoResult
-from dashboard.easi import AREA_RANGES, EASI_SIGNS, REGION_LABELS, REGIONS, prefill_intensities
-from dashboard.history import VisitSummary
+from dashboard.easi import EASI_SIGNS, REGIONS, prefill_intensities
 from model.errors import DermsevError
 
 log = logging.getLogger(__name__)
@@ -110,34 +107,17 @@ def new_assessment(
     )
 
 
-def score_table(photo: PhotoResult, signs: Sequence[str]) -> pd.DataFrame:
-    """One row per sign: score (2 decimals), label, affected area %, uncertainty band."""
-    rows = []
-    for sign in signs:
-        band = (photo.uncertainty or {}).get(sign)
-        rows.append(
-            {
-                "sign": sign,
-                "score": round(photo.scores[sign], 2),
-                "label": photo.labels[sign],
-                "affected area %": round(100 * photo.affected_area[sign], 1),
-                "uncertainty": "-" if band is None else f"{band[0]:.2f} - {band[1]:.2f}",
-            }
-        )
-    return pd.DataFrame(rows)
+def easi_prefill(photos: Sequence[PhotoResult], max_score: float) -> dict[str, dict[str, float]]:
+    """{region: {EASI sign: starting intensity}} from each region's photos (0 without any).
 
-
-def easi_prefill(photos: Sequence[PhotoResult]) -> dict[str, dict[str, float]]:
-    """{region: {EASI sign: starting intensity}} from each region's photos (0 without any)."""
+    max_score: the model's scale (Assessment.max_score); the intensities are on EASI's 0..3.
+    """
     return {
-        region: prefill_intensities(p.scores for p in photos if p.region == region)
+        region: prefill_intensities(
+            (p.scores for p in photos if p.region == region), max_score=max_score
+        )
         for region in REGIONS
     }
-
-
-def area_label(score: int) -> str:
-    low, high = AREA_RANGES[score]
-    return f"{score}  ({low} %)" if score == 0 else f"{score}  ({low}-{high} %)"
 
 
 def easi_inputs(
@@ -148,43 +128,3 @@ def easi_inputs(
         region: ({s: float(values[f"{region}:{s}"]) for s in EASI_SIGNS}, int(areas[region]))
         for region in REGIONS
     }
-
-
-def visits_table(visits: Sequence[VisitSummary]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "visit": v.id,
-                "date": v.visit_date.isoformat(),
-                "age": v.age,
-                "region": REGION_LABELS.get(v.region, v.region),
-                "photos": v.n_photos,
-                "EASI": None if v.easi_total is None else round(v.easi_total, 2),
-                "band": v.easi_band or "",
-                "model": v.model,
-            }
-            for v in visits
-        ],
-        columns=["visit", "date", "age", "region", "photos", "EASI", "band", "model"],
-    )
-
-
-def visit_label(v: VisitSummary) -> str:
-    easi = "" if v.easi_total is None else f", EASI {v.easi_total:.1f}"
-    return f"{v.visit_date.isoformat()} (#{v.id}, {v.n_photos} photo(s){easi})"
-
-
-def change_table(trend: pd.DataFrame) -> pd.DataFrame:
-    """Per series: baseline value, latest value and change from baseline in %."""
-    rows = []
-    for series, part in trend.groupby("series", sort=False):
-        last = part.iloc[-1]
-        rows.append(
-            {
-                "": series,
-                "baseline": round(part["value"].iloc[0], 2),
-                "latest": round(last["value"], 2),
-                "change %": None if pd.isna(last["change_pct"]) else round(last["change_pct"], 1),
-            }
-        )
-    return pd.DataFrame(rows, columns=["", "baseline", "latest", "change %"])

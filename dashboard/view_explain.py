@@ -16,9 +16,9 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard import explain_figures as ef
+from dashboard.figures import PLOTLY_CONFIG
 
 log = logging.getLogger(__name__)
-PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png"}}
 METHODS = {
     "gradient": "gradient: |d score / d pixel|",
     "jacobian": "Jacobian map: positive evidence only (sharper)",
@@ -91,7 +91,9 @@ def channel_stack(
             import cv2
 
             shrink = max(img.shape[0] / shape[0], img.shape[1] / shape[1])
-            img = resize(img, shape[1], shape[0], cv2.INTER_AREA if shrink >= 2 else cv2.INTER_LINEAR)
+            img = resize(
+                img, shape[1], shape[0], cv2.INTER_AREA if shrink >= 2 else cv2.INTER_LINEAR
+            )
         return img
     except Exception:  # it was decoded once to be scored; a failure here only loses the view
         log.exception("decoding %s for display failed", name)

@@ -6,17 +6,22 @@ import sqlite3
 
 import streamlit as st
 
-from dashboard import charts, figures, scoring
+from dashboard import charts, figures, tables
+from dashboard.assessment import Assessment
 from dashboard.easi import REGION_LABELS
+from dashboard.figures import PLOTLY_CONFIG
 from dashboard.history import HistoryStore
 
-TABLE_COLUMNS = {
-    "score": st.column_config.NumberColumn(format="%.2f", help="0 none .. 3 severe"),
-    "affected area %": st.column_config.NumberColumn("area %", format="%.1f",
-                                                     help="Affected area, % of the skin"),
-    "uncertainty": st.column_config.TextColumn(help="Lowest-highest score under flips"),
-}  # fmt: skip
-PLOTLY_CONFIG = {"displaylogo": False}
+
+def score_columns(a: Assessment) -> dict:
+    """st.dataframe column_config of `tables.score_table`, on the assessment's score scale."""
+    return {
+        "score": st.column_config.NumberColumn(
+            format="%.2f", help=tables.score_help(a.max_score, a.label_names)),
+        "affected area %": st.column_config.NumberColumn("area %", format="%.1f",
+                                                         help="Affected area, % of the skin"),
+        "uncertainty": st.column_config.TextColumn(help="Lowest-highest score under flips"),
+    }  # fmt: skip
 
 
 def history_view(store: HistoryStore, current: str = "") -> None:
@@ -32,7 +37,7 @@ def history_view(store: HistoryStore, current: str = "") -> None:
     who = st.selectbox("Patient", patients, key="history_patient",
                        index=patients.index(current) if current in patients else 0)  # fmt: skip
     visits = store.visits(who)
-    st.dataframe(scoring.visits_table(visits), hide_index=True)
+    st.dataframe(tables.visits_table(visits), hide_index=True)
     trend = store.trend(who)
     if not trend.empty:
         left, right = st.columns([2, 1])
@@ -40,7 +45,7 @@ def history_view(store: HistoryStore, current: str = "") -> None:
         fig = charts.trend_figure(trend, max_score=max_score)
         left.plotly_chart(fig, key="trend", config=PLOTLY_CONFIG)
         right.markdown("**Change from baseline**")
-        right.dataframe(scoring.change_table(trend), hide_index=True)
+        right.dataframe(tables.change_table(trend), hide_index=True)
     if len(visits) >= 2:
         side_by_side(store, visits)
     with st.expander("Erase this patient's history"):
@@ -57,9 +62,9 @@ def side_by_side(store: HistoryStore, visits) -> None:
     ids = list(by_id)
     c = st.columns(3)
     first = c[0].selectbox("Visit", ids, index=0, key="cmp_a",
-                           format_func=lambda i: scoring.visit_label(by_id[i]))  # fmt: skip
+                           format_func=lambda i: tables.visit_label(by_id[i]))  # fmt: skip
     second = c[1].selectbox("compared with", ids, index=len(ids) - 1, key="cmp_b",
-                            format_func=lambda i: scoring.visit_label(by_id[i]))  # fmt: skip
+                            format_func=lambda i: tables.visit_label(by_id[i]))  # fmt: skip
     older, newer = store.compare(first, second)
     sign = c[2].selectbox("Sign", older.signs or newer.signs, key="cmp_sign")
     cols = st.columns(2)
@@ -76,5 +81,5 @@ def side_by_side(store: HistoryStore, visits) -> None:
                     )  # fmt: skip
                     fig.update_layout(height=340)
                     st.plotly_chart(fig, key=f"cmp_{side}_{j}", config=PLOTLY_CONFIG)
-                st.dataframe(scoring.score_table(photo, a.signs), hide_index=True,
-                             column_config=TABLE_COLUMNS)  # fmt: skip
+                st.dataframe(tables.score_table(photo, a.signs), hide_index=True,
+                             column_config=score_columns(a))  # fmt: skip

@@ -1,4 +1,4 @@
-"""Fakes shaped like `model.inference.predictor` results, so dashboard modules test without a model."""
+"""Fakes shaped like `model.inference` results, so dashboard modules test without a model."""
 
 from __future__ import annotations
 
@@ -15,20 +15,19 @@ from dashboard.easi import compute_easi
 SIGNS = ["erythema", "papulation", "excoriation", "lichenification"]
 LABELS = ["none", "mild", "moderate", "severe"]
 THRESHOLDS = [0.5, 1.5, 2.5]
-
-
-def label_of(score: float) -> str:
-    return LABELS[int(np.digitize(score, THRESHOLDS))]
+WIDER_LABELS = [*LABELS, "very severe", "extreme"]  # for fakes on 0..4 or 0..5
 
 
 @dataclass
 class FakeResult:
     """The attributes of a `predictor.predict` result, from given per-sign maps."""
 
-    maps: np.ndarray  # (n_signs, H, W) float16 on 0..3
+    maps: np.ndarray  # (n_signs, H, W) float16 on 0..max score (3 unless the fake says)
     image: np.ndarray  # (H, W, 3) uint8
     signs: list[str] = field(default_factory=lambda: list(SIGNS))
     uncertainty: dict[str, tuple[float, float]] | None = None
+    thresholds: list[float] = field(default_factory=lambda: list(THRESHOLDS))
+    label_names: list[str] = field(default_factory=lambda: list(LABELS))
 
     @property
     def scores(self) -> dict[str, float]:
@@ -40,12 +39,13 @@ class FakeResult:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {s: label_of(v) for s, v in self.scores.items()}
+        return {s: self.label_names[int(np.digitize(v, self.thresholds))]
+                for s, v in self.scores.items()}  # fmt: skip
 
     @property
     def affected_area(self) -> dict[str, float]:
         return {
-            s: float((m >= THRESHOLDS[0]).mean())
+            s: float((m >= self.thresholds[0]).mean())
             for s, m in zip(self.signs, self.maps, strict=True)
         }
 
@@ -128,12 +128,12 @@ def _make_result_fixture():
 
 
 class FakePredictor:
-    """Stands in for `model.inference.predictor.Predictor`: decodes with Pillow, scores redness."""
+    """Stands in for `model.inference.Predictor`: decodes with Pillow, scores redness.
+
+    max_score: the score scale (3, 4 or 5); one band per whole score, thresholds at 0.5, 1.5 ...
+    """
 
     signs = list(SIGNS)
-    max_score = 3.0
-    thresholds = list(THRESHOLDS)
-    label_names = list(LABELS)
     channels = ["red", "green", "blue"]
     info = {
         "name": "fake-demo",
@@ -141,6 +141,11 @@ class FakePredictor:
         "synthetic": True,
         "description": "a test double",
     }
+
+    def __init__(self, max_score: float = 3.0):
+        self.max_score = float(max_score)
+        self.thresholds = [k + 0.5 for k in range(int(max_score))]
+        self.label_names = WIDER_LABELS[: len(self.thresholds) + 1]
 
     def predict(self, image, age=None, sex=None, tta=False, name=None):
         import io
@@ -155,15 +160,19 @@ class FakePredictor:
         except (UnidentifiedImageError, OSError):
             raise DermsevError(f"{name}: not an image (or a format that cannot be read)") from None
         red = rgb[..., 0].astype(np.float32) - rgb[..., 1:].mean(axis=2)
-        base = np.clip(red / 40, 0, 3)
-        maps = np.stack([np.clip(base * f, 0, 3) for f in (1.0, 0.7, 0.4, 0.1)])
+        top = self.max_score
+        base = np.clip(red / 40, 0, top)
+        maps = np.stack([np.clip(base * f, 0, top) for f in (1.0, 0.7, 0.4, 0.1)])
         unc = {s: (0.1, 0.3) for s in SIGNS} if tta else None
-        return FakeResult(maps=maps.astype(np.float16), image=rgb, uncertainty=unc)
+        return FakeResult(maps=maps.astype(np.float16), image=rgb, uncertainty=unc,
+                          thresholds=list(self.thresholds), label_names=list(self.label_names))  # fmt: skip
 
 
 @pytest.fixture
-def fake_predictor():
-    return FakePredictor()
+def fake_predictor(request):
+    """A FakePredictor on 0..3; on 0..4 with @pytest.mark.parametrize("fake_predictor", [4],
+    indirect=True)."""
+    return FakePredictor(getattr(request, "param", 3.0))
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -98,8 +99,49 @@ def test_bad_file_gets_a_message_and_the_rest_is_scored(app):
 @pytest.mark.parametrize("age", [-1.0, 200.0])
 def test_impossible_age_refused(app, age):
     fill(app, [("a.png", png(), "image/png")], age=age)
-    assert any("between 0 and 130" in e.value for e in app.error)
+    assert any("from 0 to 130" in e.value for e in app.error)  # the model's age rule
     assert app.session_state.get("assessment") is None
+
+
+def test_missing_age_refused(app):
+    fill(app, [("a.png", png(), "image/png")], age=None)
+    assert any(e.value.startswith("Age is needed for EASI") for e in app.error)
+    assert app.session_state.get("assessment") is None
+
+
+def _figures(app) -> dict[str, dict]:
+    """{widget key: plotly figure JSON} of every chart on the page."""
+    return {
+        c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in app.get("plotly_chart")
+    }
+
+
+@pytest.mark.parametrize("fake_predictor", [4.0], indirect=True)
+def test_score_ranges_follow_the_model(app):
+    """A model scoring 0..4: legend, overlays, score column, captions and trend say 0..4."""
+    fill(app, [("a.png", png(0), "image/png")])
+    a = app.session_state["assessment"]
+    assert a.max_score == 4.0 and a.label_names[-1] == "very severe"
+    figs = _figures(app)
+    assert figs["legend"]["layout"]["xaxis"]["range"] == [0, 4]
+    heats = [
+        t for k in ("overlay_0", "multiples_0") for t in figs[k]["data"] if t["type"] == "heatmap"
+    ]
+    assert len(heats) == 1 + 4 and {t["zmax"] for t in heats} == {4}
+    assert heats[0]["colorbar"]["ticktext"][-1] == "very severe"
+    columns = json.loads(app.dataframe[0].proto.columns)
+    assert columns["score"]["help"] == "0 none .. 4 very severe"
+    captions = " ".join(c.value for c in app.caption)
+    assert "affected skin, 0-4." in captions and "from the model's 0-4" in captions
+    for day in (14, 15):  # two saved visits: the history's trend
+        app.date_input(key="visit_date").set_value(dt.date(2026, 4, day))
+        app.button(key="score").click()
+        app.run()
+        app.button(key="save").click()
+        app.run()
+    trend = _figures(app)["trend"]["layout"]["yaxis"]
+    assert trend["range"] == pytest.approx([0, 4 * 1.04])
+    assert trend["title"]["text"] == "sign score (0-4)"
 
 
 def test_name_as_pseudonym_refused(app):

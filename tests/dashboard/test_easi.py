@@ -140,6 +140,14 @@ def test_prefill_means_and_half_points():
     assert prefill_intensities([{"oedema": 1.4, "scaling": 3}])["papulation"] == 1.5
 
 
+def test_prefill_from_a_wider_model_scale():
+    # a 0..4 model: 4 -> 3, 2 -> 1.5, 1.4 -> 1.05 -> 1.0; EASI's 0..3 either way
+    scores = [{"erythema": 4.0, "papulation": 2.0, "excoriation": 1.4, "lichenification": 0}]
+    assert prefill_intensities(scores, max_score=4.0) == {
+        "erythema": 3.0, "papulation": 1.5, "excoriation": 1.0, "lichenification": 0.0,
+    }  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
@@ -147,16 +155,18 @@ def test_prefill_means_and_half_points():
         (lambda: area_score(101), "between 0 and 100"),
         (lambda: area_percent_range(7), "integer 0..6"),
         (lambda: area_percent_range(2.5), "integer 0..6"),
-        (lambda: region_weights(-1), "between 0 and 130"),
-        (lambda: region_weights(200), "between 0 and 130"),
-        (lambda: region_weights(None), "between 0 and 130"),
+        (lambda: region_weights(-1), "from 0 to 130"),  # the model's age rule
+        (lambda: region_weights(200), "from 0 to 130"),
+        (lambda: region_weights("old"), "from 0 to 130"),
+        (lambda: region_weights(None), "age is needed for EASI"),  # the model allows unknown
         (lambda: region_score(ALL3, 2, "scalp", 30), "head_neck, upper_limbs, trunk, lower_limbs"),
         (lambda: region_score({"erythema": 4}, 2, "trunk", 30), "between 0 and 3"),
         (lambda: region_score({"erythema": -0.5}, 2, "trunk", 30), "between 0 and 3"),
         (lambda: region_score({"itch": 1}, 2, "trunk", 30), "allowed: erythema, papulation"),
         (lambda: compute_easi({"feet": (ALL3, 1)}, 30), "allowed: head_neck"),
         (lambda: severity_band(73), "between 0 and 72"),
-        (lambda: prefill_intensities([], step=0), "positive"),
+        (lambda: prefill_intensities([], step=0), "step must be positive"),
+        (lambda: prefill_intensities([], max_score=0), "max_score must be positive"),
     ],
 )
 def test_ill_args(call, message):

@@ -62,9 +62,13 @@ def test_channel_view_values_and_order():
     assert stretched.max() == 255 and stretched.min() == 0
 
 
-@pytest.mark.parametrize("channels", [[5], [0, 1, 2, 3], [], [-1]])
-def test_channel_view_refuses_bad_picks(channels):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "channels, message",
+    [([5], "channel index 5 out of range"), ([0, 1, 2, 3], "pick 1 to 3 channels to view, got 4"),
+     ([], "pick 1 to 3 channels to view, got 0"), ([-1], "channel index -1 out of range")],
+)  # fmt: skip
+def test_channel_view_refuses_bad_picks(channels, message):
+    with pytest.raises(ValueError, match=message):
         ef.channel_view(np.zeros((4, 4, 5), np.uint8), channels)
 
 
@@ -126,7 +130,7 @@ def test_channel_saliency_figure_one_heatmap_per_channel(c):
     assert len({t.zmax for t in heat}) == 1  # one shared colour scale
     assert [a.text.split()[0] for a in fig.layout.annotations] == channels
     assert fig.layout.annotations[0].text.endswith("%")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=rf"saliency must be \(C={c + 1}, h, w\)"):
         ef.channel_saliency_figure(sal, channels + ["extra"])
 
 

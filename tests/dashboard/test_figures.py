@@ -128,6 +128,23 @@ def test_legend_bands():
         legend_figure([0.5], 3.0, ["a", "b", "c"])
 
 
+def test_figures_follow_a_wider_score_scale():
+    """A model on 0..4 (five bands): colour scale, overlay, legend and trend span 0..4."""
+    thresholds, labels = [0.5, 1.5, 2.5, 3.5], ["none", "mild", "moderate", "severe", "worst"]
+    scale, ticks, text = banded_colorscale(thresholds, 4.0, labels)
+    assert [s for s, _ in scale][1:4] == pytest.approx([0.5 / 4, 0.5 / 4, 1.5 / 4])
+    assert ticks[-1] == pytest.approx(3.75) and text == labels
+    sign_map = np.full((60, 80), 3.8, np.float32)  # above 3: kept, not clipped to 0..3
+    fig = overlay_figure(_photo(), sign_map, "e", max_score=4.0, thresholds=thresholds,
+                         labels=labels)  # fmt: skip
+    assert fig.data[1].zmax == 4 and np.allclose(np.asarray(fig.data[1].z), 3.8)
+    assert legend_figure(thresholds, 4.0, labels).layout.xaxis.range == (0, 4)
+    trend = pd.DataFrame({"visit_date": pd.to_datetime(["2026-01-01"]), "series": ["e"],
+                          "value": [3.5], "change_pct": [0.0]})  # fmt: skip
+    axis = trend_figure(trend, max_score=4.0).layout.yaxis
+    assert axis.range == pytest.approx((0, 4.16)) and axis.title.text == "sign score (0-4)"
+
+
 def test_channel_importance_sorted():
     fig = channel_importance_figure({"red": 0.5, "green": 0.2, "nir": 0.3})
     assert list(fig.data[0].y) == ["green", "nir", "red"]
@@ -158,20 +175,24 @@ def test_downsample_keeps_small():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: overlay_figure(_photo(), np.zeros((60, 80)), "e", opacity=1.5), "opacity"),
+        (lambda: overlay_figure(_photo(), np.zeros((60, 80)), "e", opacity=1.5), "opacity must be"),
         (
             lambda: overlay_figure(_photo(), np.zeros((60, 80)), "e", thresholds=[0.5, 1.5]),
             "one label per band",
         ),  # fmt: skip
-        (lambda: banded_colorscale([2.5, 1.5, 0.5], 3, ["a", "b", "c", "d"]), "increase"),
-        (lambda: banded_colorscale([0.5], 0, ["a", "b"]), "positive"),
-        (lambda: overlay_figure(_photo().astype(np.float32), np.zeros((60, 80)), "e"), "uint8"),
+        (lambda: banded_colorscale([2.5, 1.5, 0.5], 3, ["a", "b", "c", "d"]), "must increase"),
+        (lambda: banded_colorscale([0.5, 3.5], 3, ["a", "b", "c"]), "strictly inside 0..3"),
+        (lambda: banded_colorscale([0.5], 0, ["a", "b"]), "max_score must be positive"),
+        (
+            lambda: overlay_figure(_photo().astype(np.float32), np.zeros((60, 80)), "e"),
+            "must be \\(h, w, 3\\) uint8 RGB",
+        ),  # fmt: skip
         (lambda: small_multiples(_photo(), np.zeros((3, 60, 80)), SIGNS), "n_signs=4"),
         (lambda: trend_figure(pd.DataFrame({"value": [1]})), "lacks columns"),
-        (lambda: channel_importance_figure({}), "empty"),
-        (lambda: channel_importance_figure({"r": -1}), "non-negative"),
-        (lambda: overlay_png(_photo(), np.zeros((60, 80)), 3.0, opacity=-0.1), "opacity"),
-        (lambda: band_colors(0), "at least one"),
+        (lambda: channel_importance_figure({}), "channel importance is empty"),
+        (lambda: channel_importance_figure({"r": -1}), "must be non-negative"),
+        (lambda: overlay_png(_photo(), np.zeros((60, 80)), 3.0, opacity=-0.1), "opacity must be"),
+        (lambda: band_colors(0), "at least one band"),
     ],
 )
 def test_ill_args(call, message):

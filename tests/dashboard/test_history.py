@@ -58,7 +58,7 @@ def test_newer_database_refused(tmp_path):
     path = tmp_path / history.DB_NAME
     with sqlite3.connect(path) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(RuntimeError, match="newer"):
+    with pytest.raises(RuntimeError, match="newer than this dermsev understands"):
         HistoryStore(tmp_path)
 
 
@@ -70,7 +70,7 @@ def test_failed_migration_rolls_back(tmp_path, monkeypatch):
     monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, broken])
     path = tmp_path / history.DB_NAME
     db = sqlite3.connect(path, isolation_level=None)
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(sqlite3.OperationalError, match="boom"):
         migrate(db, target=SCHEMA_VERSION + 1)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert "half_done" not in _tables(path)
@@ -93,7 +93,7 @@ def test_save_list_load(tmp_path, make_assessment):
     assert back.photos[0].maps.shape == a.photos[0].maps.shape
     assert np.allclose(back.photos[0].maps, a.photos[0].maps, atol=0.01)
     assert store.patients() == ["PT-0001"]
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="no visit with id 999"):
         store.load(999)
 
 

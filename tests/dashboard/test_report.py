@@ -133,11 +133,13 @@ def test_pdf_without_pixels_or_easi(make_assessment):
 
 def test_assessment_validation(make_assessment):
     a = make_assessment()
-    with pytest.raises(ValueError, match="pseudonym"):
+    with pytest.raises(ValueError, match="never the patient's name"):
         Assessment("John Smith", dt.date(2026, 1, 1), 30, "F", "trunk")
-    with pytest.raises(ValueError, match="between 0 and 130"):
+    with pytest.raises(ValueError, match="from 0 to 130"):  # the model's age rule
         Assessment("PT-1", dt.date(2026, 1, 1), 200, "F", "trunk")
-    with pytest.raises(ValueError, match="sex must be one of F, M"):
+    with pytest.raises(ValueError, match="age is needed for EASI"):  # the model allows unknown
+        Assessment("PT-1", dt.date(2026, 1, 1), None, "F", "trunk")
+    with pytest.raises(ValueError, match="sex must be F or M"):  # the model's sex rule
         Assessment("PT-1", dt.date(2026, 1, 1), 30, "X", "trunk")
     with pytest.raises(ValueError, match="allowed: head_neck"):
         Assessment("PT-1", dt.date(2026, 1, 1), 30, "F", "feet")
