@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,7 @@ def test_cli_one_line_errors(tiny_model_dir: Path, photos, tmp_path: Path, capsy
         assert err.startswith("dermsev explain: error:") and "\n" not in err and "Traceback" not in err
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    with pytest.raises(DermsevError):
+    with pytest.raises(DermsevError, match=re.escape(f"{bad}: not an image")):
         explain_cli(tiny_model_dir, [str(bad)], maps=str(tmp_path / "m"), quiet=True)
 
 

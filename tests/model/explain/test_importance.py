@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from pathlib import Path
 
 import cv2
@@ -109,9 +110,17 @@ def test_normalise_clips_and_sums_to_one() -> None:
     assert normalise([math.nan, 2.0], ["x", "y"]) == {"x": 0.0, "y": 1.0}
 
 
-@pytest.mark.parametrize("args", [([], []), ({},), ([1.0, 2.0], ["a"]), ([1.0],)])
-def test_normalise_bad_arguments(args: tuple) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (([], []), "no channels"),
+        (({},), "no channels"),
+        (([1.0, 2.0], ["a"]), "2 values for 1 names"),
+        (([1.0],), "names are needed when values is a sequence"),
+    ],
+)
+def test_normalise_bad_arguments(args: tuple, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
         normalise(*args)
 
 
@@ -145,12 +154,19 @@ def test_ablation_with_image_level_scores_only(tmp_path: Path) -> None:
     assert study["importance"]["green"] == 0 and study["importance"]["noise"] == 0
 
 
-@pytest.mark.parametrize("kwargs", [{"split": "validation"}, {"max_images": 0}, {"max_images": 2.5},
-                                    {"max_images": True}])
-def test_ablation_bad_arguments(tmp_path: Path, kwargs: dict) -> None:
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"split": "validation"}, "split must be one of ['train', 'val', 'test', 'all'], got 'validation'"),
+        ({"max_images": 0}, "max_images must be a whole number >= 1, got 0"),
+        ({"max_images": 2.5}, "max_images must be a whole number >= 1, got 2.5"),
+        ({"max_images": True}, "max_images must be a whole number >= 1, got True"),
+    ],
+)
+def test_ablation_bad_arguments(tmp_path: Path, kwargs: dict, message: str) -> None:
     p = oracle_predictor(tmp_path)
     ds = make_dataset(tmp_path / "ds", n=2, split="val")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape(message)):
         ablation_importance(p, ds, **kwargs)
 
 
@@ -202,7 +218,7 @@ def test_gradient_importance_on_a_real_network(tmp_path: Path) -> None:
     p = load_model(make_model_dir(tmp_path / "m"), backend="torch-fp32")
     img = (np.random.default_rng(0).random((SIZE, SIZE, len(CHANNELS))) * 255).astype(np.uint8)
     assert_distribution(gradient_importance(p, [img]))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="gradient importance needs at least one image"):
         gradient_importance(p, [])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,15 @@ def test_probe_needs_masks_and_both_splits(tmp_path: Path) -> None:
         probe_study(tiny, size=64, steps=2)
 
 
-@pytest.mark.parametrize("kwargs", [{"steps": 0}, {"size": 16}, {"batch_size": True}, {"steps": 2.5}])
-def test_probe_bad_arguments(kwargs: dict, tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"steps": 0}, "steps must be a whole number >= 1, got 0"),
+        ({"size": 16}, "size must be a whole number >= 32, got 16"),
+        ({"batch_size": True}, "batch_size must be a whole number >= 1, got True"),
+        ({"steps": 2.5}, "steps must be a whole number >= 1, got 2.5"),
+    ],
+)
+def test_probe_bad_arguments(kwargs: dict, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
         probe_study(tmp_path, **kwargs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -121,17 +123,20 @@ def test_leaves_model_and_input_untouched_and_works_in_inference_mode() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"method": "smoothgrad"}, {"sign": 5}],
+    "kwargs, message",
+    [
+        ({"method": "smoothgrad"}, "unknown saliency method 'smoothgrad'; allowed: gradient, jacobian"),
+        ({"sign": 5}, "sign index 5 out of range for 2 signs"),
+    ],
 )
-def test_ill_args(kwargs: dict) -> None:
+def test_ill_args(kwargs: dict, message: str) -> None:
     args = {"forward": relu_net(3), "x": torch.randn(1, 3, 4, 4), "sign": 0} | kwargs
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape(message)):
         saliency(**args)
 
 
 def test_ill_input_shape() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape("x must be one image (1, C, H, W), got shape (2, 3, 4, 4)")):
         saliency(relu_net(3), torch.randn(2, 3, 4, 4), 0)
 
 
@@ -147,7 +152,7 @@ def test_project() -> None:
     assert project(one_pixel)[4, 4] == pytest.approx(1.0)
     assert project(one_pixel).sum() == pytest.approx(1.0)
     assert not project(np.zeros((2, 3, 3))).any()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape("saliency must be (C, H, W), got shape (1, 2, 3, 3)")):
         project(np.zeros((1, 2, 3, 3)))
 
 
@@ -196,5 +201,5 @@ def test_explain_image_with_a_predictor(method: str) -> None:
         assert sum(share.values()) == pytest.approx(1.0)
         assert share[channel] == pytest.approx(1.0)
         assert 0 <= out["scores"][sign] <= 3
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="sex must be F or M, or left unknown; got 'X'"):
         explain_image(_FakePredictor(), img, sex="X")

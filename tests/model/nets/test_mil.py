@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -181,18 +182,18 @@ def test_shape(kwargs: dict, in_shape: tuple, out_shape: tuple) -> None:
 
 
 ILL_ARGS = [
-    {"n_signs": 4, "method": "median"},
-    {"n_signs": 0},
-    {"n_signs": 4, "max_score": 0},
-    {"n_signs": 4, "slope": 0},
-    {"n_signs": 4, "lse_r": -1},
-    {"n_signs": 4, "affected_threshold": 3.0},
+    [{"n_signs": 4, "method": "median"}, "unknown MIL pooling 'median'"],
+    [{"n_signs": 0}, "n_signs must be >= 1, got 0"],
+    [{"n_signs": 4, "max_score": 0}, "max_score must be > 0, got 0"],
+    [{"n_signs": 4, "slope": 0}, "slope and lse_r must be > 0, got slope=0,"],
+    [{"n_signs": 4, "lse_r": -1}, "slope and lse_r must be > 0, got slope=10.0, lse_r=-1"],
+    [{"n_signs": 4, "affected_threshold": 3.0}, "affected_threshold must lie in (0, max_score=3.0), got 3.0"],
 ]
 
 
-@pytest.mark.parametrize("kwargs", ILL_ARGS)
-def test_ill_args(kwargs: dict) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("kwargs, message", ILL_ARGS)
+def test_ill_args(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
         MILPool(**kwargs)
 
 
@@ -203,9 +204,10 @@ def test_bad_method_message_names_allowed() -> None:
 
 def test_bad_input_shapes() -> None:
     pool = MILPool(2)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="maps have 3 sign channels, MILPool expects 2"):
         pool(torch.rand(2, 3, 4, 4))  # wrong number of signs
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape("maps must be (B, S, H, W), got shape (2, 4, 4)")):
         pool(torch.rand(2, 4, 4))  # not 4-D
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape("valid must be (B, 1, H, W) = (2, 1, 4, 4) to match maps, "
+                                                   "got (2, 1, 3, 4)")):
         pool(torch.rand(2, 2, 4, 4), torch.ones(2, 1, 3, 4, dtype=torch.bool))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -106,24 +107,24 @@ def test_bf16_autocast_forward() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    "kwargs, message",
     [
-        {"in_channels": 0},
-        {"in_channels": -2},
-        {"in_channels": 2.5},
-        {"in_channels": True},
-        {"out_channels": 0},
-        {"temperature": 0},
-        {"temperature": -1.0},
-        {"temperature": float("nan")},
-        {"temperature": float("inf")},
-        {"init": "random"},
-        {"init_std": -0.1},
+        ({"in_channels": 0}, "in_channels must be a whole number >= 1, got 0"),
+        ({"in_channels": -2}, "in_channels must be a whole number >= 1, got -2"),
+        ({"in_channels": 2.5}, "in_channels must be a whole number >= 1, got 2.5"),
+        ({"in_channels": True}, "in_channels must be a whole number >= 1, got True"),
+        ({"out_channels": 0}, "out_channels must be a whole number >= 1, got 0"),
+        ({"temperature": 0}, "temperature must be a positive number, got 0"),
+        ({"temperature": -1.0}, "temperature must be a positive number, got -1.0"),
+        ({"temperature": float("nan")}, "temperature must be a positive number, got nan"),
+        ({"temperature": float("inf")}, "temperature must be a positive number, got inf"),
+        ({"init": "random"}, "init must be one of ['spread', 'uniform'], got 'random'"),
+        ({"init_std": -0.1}, "init_std must be a number >= 0, got -0.1"),
     ],
 )
-def test_bad_arguments_raise_value_error(kwargs: dict) -> None:
+def test_bad_arguments_raise_value_error(kwargs: dict, message: str) -> None:
     args = {"in_channels": 4, "out_channels": 3, **kwargs}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape(message)):
         ChannelMixing(**args)
 
 

@@ -232,7 +232,7 @@ def test_failed_first_save_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(modeldir, "save_file", boom)
     net = make_net()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="disk full"):
         save_model_dir(net, config_for(net), tmp_path / "model")
     assert list(tmp_path.iterdir()) == []
 

@@ -123,11 +123,11 @@ def test_resume_continues_a_killed_run(tmp_path: Path, synth_dataset: Path, monk
     def save_then_die(path: Path, state: dict) -> None:
         real_save(path, state)
         if state["epoch"] == 1:
-            raise Killed
+            raise Killed("after the epoch-1 checkpoint")
 
     with monkeypatch.context() as m:
         m.setattr(fit_module, "_save_checkpoint", save_then_die)
-        with pytest.raises(Killed):
+        with pytest.raises(Killed, match="after the epoch-1 checkpoint"):
             train(synth_dataset, out, cfg, progress=False)
     ckpt = Path(str(out) + ".partial") / "checkpoint.pt"
     assert ckpt.is_file()
