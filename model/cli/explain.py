@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from model.cli.common import expand_inputs, resolve_model
+from model.cli.common import expand_inputs, output_stems, resolve_model
 from model.errors import DermsevError
 
 DEFAULT_MAPS = "explain_maps"
@@ -84,17 +84,6 @@ def _check_images(images: list[str]) -> list[Path]:
         if not p.is_file():
             raise DermsevError(f"{p}: not a file")
     return paths
-
-
-def _stems(paths: list[Path]) -> list[str]:
-    """One unique file-name stem per image (a suffix _2, _3 ... where names repeat)."""
-    seen: dict[str, int] = {}
-    out = []
-    for p in paths:
-        stem = _safe(p.stem)
-        seen[stem] = seen.get(stem, 0) + 1
-        out.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
-    return out
 
 
 def explain_one(predictor: Any, path: Path, stem: str, folder: Path, method: str = "gradient",
@@ -185,7 +174,7 @@ def explain_cli(model_dir: str | Path, images: list[str] | None, json_out: str |
         result["method"] = method
         result["maps_dir"] = str(folder)
         result["images"] = []
-        for path, stem in zip(paths, _stems(paths), strict=True):
+        for path, stem in zip(paths, [_safe(s) for s in output_stems(paths)], strict=True):
             entry = explain_one(predictor, path, stem, folder, method=method, age=age, sex=sex)
             result["images"].append(entry)
             tops = [f"{s}: {e['top_channel'] or '-'}"

@@ -34,7 +34,9 @@ def check_age(age: object, what: str = "age") -> float | None:
         years = float(age)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise DermsevError(f"{what} {shown!r} is not a number: {rule}") from None
-    if not math.isfinite(years) or not 0 <= years <= MAX_AGE:
+    if math.isnan(years):
+        raise DermsevError(f"{what} {shown!r} is not a number: {rule}")
+    if not 0 <= years <= MAX_AGE:
         raise DermsevError(f"{what} {shown!r} is out of range: {rule}")
     return years
 

@@ -37,7 +37,7 @@ def test_check_age_accepts(age: object, expected: float | None) -> None:
     [
         (-1, f"age -1 is out of range: {RULE}"),
         (131, f"age 131 is out of range: {RULE}"),
-        (math.nan, f"age nan is out of range: {RULE}"),
+        (math.nan, f"age nan is not a number: {RULE}"),
         (math.inf, f"age inf is out of range: {RULE}"),
         (True, f"age True is not a number: {RULE}"),
         ("forty", f"age 'forty' is not a number: {RULE}"),
