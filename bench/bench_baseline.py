@@ -2,24 +2,16 @@
 
     .venv/bin/python bench/bench_baseline.py --minutes 3 --n 300 --threads 2 --json /tmp/b.json
 
-Tasks (each written by the bench into a temporary folder in the SPEC dataset layout, with an
-explicit `split` column so both models see the same train/val/test images):
-
-- colour-combos: Voronoi mosaics of flat colour cells; signs red, green, blue = the pixel's channel
-  intensity bin (0-63 -> 0, ..., 192-255 -> 3). Some of the 64 (r, g, b) bin combinations are held
-  out: train/val cells never have one, test cells only have held-out ones (unseen combinations).
-- age-sex: one sign `severity`; one image per patient with a true severity s on an elliptical lesion
-  (mask = s on the lesion, 0 elsewhere). The lesion's red bin is (s + [age >= 50] + [sex == M]) mod 4,
-  so the image alone is ambiguous. Also scored with each test age moved across 50 (age -/+ 30):
-  a model that reads age should then be far off (moved MAE >= 2x the true-age MAE).
-- skin: `dermsev synth` data (model.synth.generator.generate), split by patient here.
-
-Models: the product (`python -m model.cli train ... --max-minutes M --image-size SIZE --quiet`,
-scored through `load_model(DIR, backend="torch-fp32").predict`), and a bare smp resnet18 U-Net
-(sigmoid * 3, masked L1, AdamW 2e-3, batch 16, no augmentation, bf16 autocast, channels_last,
-final weights; FiLM from (age/100, sex) on the deepest feature for age-sex only).
-Metrics on the test split, pooled over annotated pixels of all signs: accuracy of the thresholded
-label (0.5/1.5/2.5) and MAE.
+Tasks, written here in the SPEC layout with an explicit `split` column (both models see the same
+images): colour-combos (Voronoi colour mosaics, signs red/green/blue = channel bin, test cells only
+of held-out (r, g, b) bin combinations), age-sex (the lesion's red bin is (s + [age >= 50] +
+[sex == M]) mod 4, so the image alone is ambiguous; also scored with each age moved across 50),
+skin (`dermsev synth` data, split by patient). Models: the product (`python -m model.cli train
+--max-minutes M --image-size SIZE --quiet`, scored by `load_model(DIR, "torch-fp32").predict`) and a
+bare smp resnet18 U-Net (sigmoid * 3, masked L1, AdamW 2e-3, batch 16, no augmentation, bf16
+autocast, channels_last, final weights; FiLM from (age/100, sex) on the deepest feature for
+age-sex only). Metrics on test, pooled over the annotated pixels of all signs: accuracy of the
+thresholded label (0.5/1.5/2.5) and MAE.
 """
 
 from __future__ import annotations
@@ -53,8 +45,6 @@ THRESHOLDS = (0.5, 1.5, 2.5)
 COLOUR_SIGNS = ("red", "green", "blue")
 
 
-# ---- task generators ------------------------------------------------------------------------
-
 def _splits(n: int, rng: np.random.Generator, val: float = 0.15, test: float = 0.15) -> list[str]:
     """A shuffled list of n split names (at least one val and one test image when n >= 3)."""
     n_test, n_val = max(1, round(test * n)), max(1, round(val * n))
@@ -74,8 +64,8 @@ def _save(root: Path, sid: str, img: np.ndarray, masks: dict[str, np.ndarray], r
     return out
 
 
-def _finish(root: Path, signs: tuple[str, ...], rows: list[dict]) -> Path:
-    meta = {"signs": list(signs), "max_score": 3, "channels": ["red", "green", "blue"], "synthetic": True}
+def _finish(root: Path, signs: tuple[str, ...], rows: list[dict], **extra) -> Path:
+    meta = {"signs": list(signs), "max_score": 3, "channels": ["red", "green", "blue"], "synthetic": True, **extra}
     (root / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
     with (root / "manifest.csv").open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -115,10 +105,7 @@ def write_colour_combos(root: str | Path, n: int = 300, size: int = 96, seed: in
         masks = {s: bins[cell, c] for c, s in enumerate(COLOUR_SIGNS)}
         row = {"age": int(rng.integers(20, 80)), "sex": str(rng.choice(["F", "M"])), "split": split}
         rows.append(_save(root, f"c{i:04d}", np.clip(img, 0, 255).astype(np.uint8), masks, row))
-    _finish(root, COLOUR_SIGNS, rows)
-    meta = yaml.safe_load((root / "dataset.yaml").read_text())
-    (root / "dataset.yaml").write_text(yaml.safe_dump({**meta, "heldout": sorted(heldout)}, sort_keys=False))
-    return root
+    return _finish(root, COLOUR_SIGNS, rows, heldout=sorted(heldout))
 
 
 def age_sex_level(severity: int, age: float, sex: str) -> int:
@@ -171,32 +158,18 @@ def write_skin(root: str | Path, n: int = 300, size: int = 96, seed: int = 0) ->
 WRITERS = {"colour-combos": write_colour_combos, "age-sex": write_age_sex, "skin": write_skin}
 
 
-# ---- metrics ---------------------------------------------------------------------------------
-
 def move_age(age: float) -> float:
     """Across the 50 line: 20..49 -> 50..79, 50..79 -> 20..49."""
     return age - 30 if age >= 50 else age + 30
 
 
-class Score:
-    """Pixel MAE and thresholded-label accuracy pooled over annotated pixels."""
+def score(preds: list[np.ndarray], truths: list[np.ndarray]) -> dict:
+    """Label accuracy and MAE pooled over the annotated pixels of (S, H, W) pred (0..3) / truth pairs."""
+    ok = [t != IGNORE for t in truths]
+    p = np.concatenate([q[k] for q, k in zip(preds, ok, strict=True)]).astype(np.float64)
+    t = np.concatenate([q[k] for q, k in zip(truths, ok, strict=True)]).astype(np.float64)
+    return {"pixel_accuracy": float((np.digitize(p, THRESHOLDS) == t).mean()), "pixel_mae": float(np.abs(p - t).mean())}
 
-    def __init__(self) -> None:
-        self.abs = self.hit = self.n = 0.0
-
-    def add(self, pred: np.ndarray, truth: np.ndarray) -> None:
-        """pred: (S, H, W) float on 0..3; truth: (S, H, W) uint8 with IGNORE."""
-        ok = truth != IGNORE
-        p, t = pred[ok].astype(np.float64), truth[ok].astype(np.float64)
-        self.abs += float(np.abs(p - t).sum())
-        self.hit += float((np.digitize(p, THRESHOLDS) == t).sum())
-        self.n += int(ok.sum())
-
-    def result(self) -> dict:
-        return {"pixel_accuracy": self.hit / self.n, "pixel_mae": self.abs / self.n} if self.n else {}
-
-
-# ---- the two models --------------------------------------------------------------------------
 
 def product_cmd(root: Path, out: Path, minutes: float, size: int, extra: list[str]) -> list[str]:
     from model.training.train import TrainConfig
@@ -221,15 +194,16 @@ def run_product(root: Path, out: Path, cmd: list[str], threads: int, moved: bool
         raise SystemExit(f"product training failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
     p = load_model(out, backend="torch-fp32")
     ds = load_dataset(root)
-    true, shifted = Score(), Score()
-    for rec in ds.subset("test"):
-        masks = np.stack(load_example(rec, ds.spec)[1])
-        true.add(p.predict(rec.image, age=rec.age, sex=rec.sex).maps.astype(np.float32), masks)
-        if moved:
-            shifted.add(p.predict(rec.image, age=move_age(rec.age), sex=rec.sex).maps.astype(np.float32), masks)
+    recs = ds.subset("test")
+    truth = [np.stack(load_example(rec, ds.spec)[1]) for rec in recs]
+
+    def maps(shift: bool) -> list[np.ndarray]:
+        return [p.predict(r.image, age=move_age(r.age) if shift else r.age, sex=r.sex).maps.astype(np.float32)
+                for r in recs]
+
     training = json.loads((out / "config.json").read_text())["training"]
-    res = {**true.result(), "epochs": training.get("epochs_run"), "best_epoch": training.get("best_epoch")}
-    return {**res, **({"moved_mae": shifted.result()["pixel_mae"]} if moved else {})}
+    res = {**score(maps(False), truth), "epochs": training.get("epochs_run"), "best_epoch": training.get("best_epoch")}
+    return {**res, **({"moved_mae": score(maps(True), truth)["pixel_mae"]} if moved else {})}
 
 
 class Baseline(nn.Module):
@@ -296,19 +270,15 @@ def run_baseline(root: Path, minutes: float, seed: int, film: bool, moved: bool,
         epochs += 1
     net.eval()
     res = {"epochs": epochs, "steps": steps}
-    for key, shift in [("true", False), ("moved", True)] if moved else [("true", False)]:
+    for shift in (False, True) if moved else (False,):
         xt, yt, tt = _tensors(ds, "test", moved=shift)
-        score = Score()
         with torch.no_grad():
-            for i in range(0, len(xt), batch):
-                pred = net(xt[i:i + batch].contiguous(memory_format=torch.channels_last), tt[i:i + batch])
-                score.add(pred.numpy(), yt[i:i + batch].numpy())
-        out = score.result()
-        res.update(out if key == "true" else {"moved_mae": out["pixel_mae"]})
+            preds = [net(xt[i:i + 1].contiguous(memory_format=torch.channels_last), tt[i:i + 1])[0].numpy()
+                     for i in range(len(xt))]
+        out = score(preds, list(yt.numpy()))
+        res.update({"moved_mae": out["pixel_mae"]} if shift else out)
     return res
 
-
-# ---- the run and its table -------------------------------------------------------------------
 
 def _f(v, fmt: str = "{:.3f}") -> str:
     return "-" if v is None else fmt.format(v)
