@@ -26,8 +26,13 @@ if TYPE_CHECKING:
     from model.inference import Predictor
 
 
+CHECK_FIELDS = ["check", "check_reasons", "skin_fraction"]
+
+
 def _row(path: Path, predictor: Predictor, res) -> dict:
-    row: dict = {"image": str(path), "error": ""}
+    """One image's output; check_reasons is a list (JSON), joined with "; " for the CSV."""
+    row: dict = {"image": str(path), "error": "", "check": res.check, "check_reasons": list(res.check_reasons),
+                 "skin_fraction": None if res.skin_fraction is None else round(res.skin_fraction, 4)}
     for s in predictor.signs:
         row[f"score_{s}"] = round(res.scores[s], 4)
         row[f"label_{s}"] = res.labels[s]
@@ -54,7 +59,7 @@ def predict_cli(model_dir, images: list[str], age=None, sex=None, out: str | Non
 
     predictor = load_model(model_dir, backend=backend)
     paths = expand_inputs(images)
-    fields = ["image", "error"] + [f"{k}_{s}" for s in predictor.signs for k in ("score", "label", "area")]
+    fields = ["image", "error", *CHECK_FIELDS] + [f"{k}_{s}" for s in predictor.signs for k in ("score", "label", "area")]
     if tta:
         fields += [f"{k}_{s}" for s in predictor.signs for k in ("low", "high")]
     rows_json: list[dict] = []
@@ -78,7 +83,7 @@ def predict_cli(model_dir, images: list[str], age=None, sex=None, out: str | Non
                 if maps:
                     save_map_pngs(res, stem, Path(maps), predictor.max_score)
             if writer:
-                writer.writerow(row)
+                writer.writerow({**row, "check_reasons": "; ".join(row.get("check_reasons") or [])})
                 fh.flush()
             elif out:
                 rows_json.append(row)
@@ -97,10 +102,16 @@ def predict_cli(model_dir, images: list[str], age=None, sex=None, out: str | Non
 
 
 def _print_row(row: dict, predictor: Predictor) -> None:
+    """One line per image; a photo that failed the checks shows the reason instead of labels
+    (its scores are still in --out, for a clinician who has looked at the photo)."""
     if row.get("error"):
         return
+    reasons = "; ".join(row.get("check_reasons") or [])
+    if row.get("check") == "fail":
+        print(f"{row['image']}: WARNING, photo check failed: {reasons}; labels not shown (scores in --out)")
+        return
     parts = [f"{s} {row[f'score_{s}']:.2f} {row[f'label_{s}']} ({100 * row[f'area_{s}']:.0f}%)" for s in predictor.signs]
-    print(f"{row['image']}: " + "; ".join(parts))
+    print(f"{row['image']}: " + "; ".join(parts) + (f" [check: {reasons}]" if reasons else ""))
 
 
 def add_parser(sub) -> None:

@@ -39,6 +39,7 @@ from model.data import io as imageio
 from model.data.io import ImageSource, resize, to_float, to_uint8_rgb
 from model.data.padding import pad_chw
 from model.data.patient import check_age, check_sex, encode_tabular
+from model.data.quality import PhotoCheck, check_photo
 from model.errors import DermsevError
 from model.hardware import native_bf16
 from model.inference import backends
@@ -102,13 +103,15 @@ class Prepared:
 
     image: (H', W', C) as decoded (a large JPEG at a reduced draft size); x: (C, h32, w32)
     float32 working tensor, padded (model/data/padding.py); hw: (h, w), its size before
-    padding; full_size: the photo's original (H, W) after EXIF orientation.
+    padding; full_size: the photo's original (H, W) after EXIF orientation; check: the photo
+    checks (model/data/quality.py) on the working-size image, its skin mask (h, w).
     """
 
     image: np.ndarray
     x: np.ndarray
     hw: tuple[int, int]
     full_size: tuple[int, int]
+    check: PhotoCheck | None = None
 
 
 @dataclass
@@ -127,11 +130,39 @@ class Prediction:
     uncertainty: dict[str, tuple[float, float]] | None = None
     extras: dict = field(default_factory=dict)
     full_size: tuple[int, int] | None = None  # (H, W) of the original photo; None = image's size
+    gate: PhotoCheck | None = None  # the photo checks; skin mask (h, w) at the working size
 
     @property
     def size(self) -> tuple[int, int]:
         """(H, W) of the original photo (after EXIF orientation)."""
         return tuple(self.full_size) if self.full_size else tuple(self.image.shape[:2])
+
+    @property
+    def check(self) -> str | None:
+        """The photo checks' verdict: pass, warn (scores may drift) or fail (not skin, or too
+        blurred, dark, bright or small to score); None if the photo was not checked."""
+        return self.gate.verdict if self.gate else None
+
+    @property
+    def check_reasons(self) -> tuple[str, ...]:
+        """Why the photo warns or fails, in a clinician's words; empty for pass."""
+        return self.gate.reasons if self.gate else ()
+
+    @property
+    def skin_fraction(self) -> float | None:
+        """Fraction of the photo's pixels that are skin (0..1); affected_area is a fraction of those."""
+        return self.gate.skin_fraction if self.gate else None
+
+    @cached_property
+    def skin(self) -> np.ndarray | None:
+        """(H, W) bool skin mask at the photo's full size (nearest-neighbour from the working size)."""
+        if self.gate is None:
+            return None
+        h, w = self.size
+        work = self.gate.skin.astype(np.uint8)
+        if work.shape == (h, w):
+            return work.astype(bool)
+        return cv2.resize(work, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
 
     @cached_property
     def maps(self) -> np.ndarray:
@@ -159,7 +190,8 @@ class Prediction:
         return rgb, maps
 
     def as_dict(self) -> dict:
-        out = {"scores": self.scores, "labels": self.labels, "affected_area": self.affected_area}
+        out = {"scores": self.scores, "labels": self.labels, "affected_area": self.affected_area,
+               "check": self.check, "check_reasons": list(self.check_reasons), "skin_fraction": self.skin_fraction}
         if self.uncertainty is not None:
             out["uncertainty"] = {k: list(v) for k, v in self.uncertainty.items()}
         return out
@@ -301,10 +333,13 @@ class Predictor:
         return np.ascontiguousarray(out[..., : hw[0], : hw[1]])
 
     def prepare(self, source: ImageSource, name: str | None = None) -> Prepared:
-        """Decode, orient, resize to the working size and pad: one photo ready for `forward`."""
+        """Decode, orient, resize to the working size, check and pad: one photo ready for `forward`."""
         img, full = self.decode(source, name)
         x = self.to_working(img)
-        return Prepared(img, self.pad(x), (int(x.shape[0]), int(x.shape[1])), full)
+        # the checks see what the model sees, but never an enlarged copy (enlarging blurs)
+        seen = img if max(img.shape[:2]) <= max(x.shape[:2]) else x
+        check = check_photo(seen, full_size=full, channels=self.channels, work_size=self.size)
+        return Prepared(img, self.pad(x), (int(x.shape[0]), int(x.shape[1])), full, check)
 
     # -- the model ------------------------------------------------------------------------
     def forward(self, x: np.ndarray, age: float | None = None, sex: str | None = None) -> np.ndarray:
@@ -346,7 +381,7 @@ class Predictor:
             out = np.stack([out[0], out[1][:, :, ::-1], out[2][:, ::-1, :]])
         work = self.unpad(out, prepared.hw)
         return self.summarise(prepared.image, work.mean(0) if tta else work[0], work if tta else None,
-                              full_size=prepared.full_size)
+                              full_size=prepared.full_size, check=prepared.check)
 
     def safe_prepare(self, src: ImageSource) -> Prepared | DermsevError:
         """`prepare`, with any failure returned as a DermsevError naming the file (not raised)."""
@@ -384,7 +419,8 @@ class Predictor:
                     out = self.forward(np.stack([p.x for p in group]), age, sex)
                     for i, p in enumerate(group):
                         work = self.unpad(out[i], p.hw)
-                        done.append(pool.submit(self.summarise, p.image, work, full_size=p.full_size))
+                        done.append(pool.submit(self.summarise, p.image, work, full_size=p.full_size,
+                                                check=p.check))
                     group.clear()
 
             while pending:
@@ -411,11 +447,18 @@ class Predictor:
                 yield head.result() if isinstance(head, Future) else head
 
     def summarise(self, img: np.ndarray, work: np.ndarray, tta_maps: np.ndarray | None = None,
-                  full_size: tuple[int, int] | None = None) -> Prediction:
-        """(S, h, w) working-size maps -> a Prediction with scores, labels and affected area."""
+                  full_size: tuple[int, int] | None = None, check: PhotoCheck | None = None) -> Prediction:
+        """(S, h, w) working-size maps -> a Prediction with scores, labels and affected area.
+
+        check: the photo checks of the same working-size image; with a skin mask, the affected
+        area is a fraction of the skin pixels (else of all pixels). Scores are always computed.
+        """
         thr = self.thresholds[0] if self.thresholds else self.max_score / 2
         scores = easi_scores(work, None, thr)
-        area = affected_fraction(work, None, thr)
+        skin = None if check is None else check.skin
+        if skin is not None and skin.shape != work.shape[1:]:  # checked at the photo's own, smaller size
+            skin = cv2.resize(skin.astype(np.uint8), work.shape[:0:-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+        area = affected_fraction(work, None, thr, skin=skin)
         unc = None
         if tta_maps is not None:
             # The averaged map's score can fall outside the per-view scores (pixels cross the
@@ -430,6 +473,7 @@ class Predictor:
             affected_area={s: float(area[k]) for k, s in enumerate(self.signs)},
             uncertainty=unc,
             full_size=tuple(full_size) if full_size else None,
+            gate=check,
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
@@ -52,16 +53,18 @@ def test_maps_at_full_size_and_summary_in_range(predictor: Predictor, h: int, w:
     assert r.maps.min() >= 0 and r.maps.max() <= predictor.max_score
     assert list(r.scores) == list(r.labels) == list(r.affected_area) == predictor.signs
     thr = predictor.thresholds[0]
+    assert r.skin.shape == (h, w) and r.skin.any()
+    work_skin = cv2.resize(r.gate.skin.astype(np.uint8), r.work_maps.shape[:0:-1], interpolation=cv2.INTER_NEAREST) > 0
     for k, sign in enumerate(predictor.signs):
         assert 0 <= r.affected_area[sign] <= 1
         assert 0 <= r.scores[sign] <= predictor.max_score
         # scores and areas follow the EASI convention on the maps (exactly at working size,
-        # closely at full size, which is the working-size map upsampled)
+        # closely at full size, which is the working-size map upsampled); areas are of skin
         work = r.work_maps[k]
         assert r.scores[sign] == pytest.approx(easi(work, thr), abs=1e-5)
-        assert r.affected_area[sign] == pytest.approx((work >= thr).mean(), abs=1e-6)
+        assert r.affected_area[sign] == pytest.approx((work >= thr)[work_skin].mean(), abs=1e-6)
         full = r.maps[k].astype(np.float32)
-        assert r.affected_area[sign] == pytest.approx((full >= thr).mean(), abs=0.08)
+        assert r.affected_area[sign] == pytest.approx((full >= thr)[r.skin].mean(), abs=0.08)
         assert r.scores[sign] == pytest.approx(easi(full, thr), abs=0.1)
 
 
@@ -94,6 +97,38 @@ def test_summarise_hand_made_maps(predictor: Predictor) -> None:
     assert r.labels == {"erythema": "none", "papulation": "moderate", "excoriation": "severe", "lichenification": "mild"}
     assert r.affected_area == pytest.approx({"erythema": 0.0, "papulation": 0.5, "excoriation": 1.0, "lichenification": 0.25})
     assert r.as_dict()["scores"] == r.scores
+
+
+def test_every_prediction_carries_the_photo_checks(predictor: Predictor) -> None:
+    r = predictor.predict(photo(90, 140))
+    assert r.check in ("pass", "warn", "fail") and isinstance(r.check_reasons, tuple)
+    assert 0 < r.skin_fraction <= 1 and r.skin.shape == (90, 140) and r.skin.dtype == bool
+    d = r.as_dict()
+    assert d["check"] == r.check and d["check_reasons"] == list(r.check_reasons)
+    assert d["skin_fraction"] == r.skin_fraction
+    many = list(predictor.predict_many([photo(90, 140), np.zeros((64, 64, 3), np.uint8)]))
+    assert many[0].check == r.check and many[0].skin_fraction == r.skin_fraction
+    assert many[1].check == "fail" and "dark" in " ".join(many[1].check_reasons)
+    assert predictor.predict(photo(90, 140), tta=True).check == r.check
+
+
+def test_affected_area_is_a_fraction_of_the_skin(predictor: Predictor) -> None:
+    img = photo(64, 128)
+    img[:, 64:] = (40, 60, 160)  # blue cloth on the right half: not skin
+    r = predictor.predict(img)
+    assert r.skin_fraction == pytest.approx(0.5, abs=0.1) and not r.skin[:, 70:].any()
+    skin = r.gate.skin
+    for k, sign in enumerate(predictor.signs):
+        hit = r.work_maps[k] >= predictor.thresholds[0]
+        assert r.affected_area[sign] == pytest.approx(hit[skin].sum() / max(skin.sum(), 1), abs=1e-6)
+
+
+def test_a_photo_that_is_not_skin_still_gets_scores(predictor: Predictor) -> None:
+    from skimage import data
+
+    r = predictor.predict(data.coffee())
+    assert r.check == "fail" and "skin" in r.check_reasons[0]
+    assert set(r.scores) == set(predictor.signs) and set(r.labels) == set(predictor.signs)
 
 
 def test_exif_rotated_input_gives_maps_in_the_rotated_shape(predictor: Predictor, tmp_path: Path) -> None:
