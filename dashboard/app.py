@@ -118,7 +118,7 @@ def score_batch(predictor):
 def prefill_easi():
     """Reset the EASI widgets to the intensities suggested by each region's photos."""
     a = st.session_state.assessment
-    for region, values in scoring.easi_prefill(a.photos, a.max_score).items():
+    for region, values in scoring.easi_prefill(a.scored_photos, a.max_score).items():
         for sign, value in values.items():
             st.session_state[f"easi:{region}:{sign}"] = value
         st.session_state.setdefault(f"easi_area:{region}", 0)
@@ -132,8 +132,10 @@ def photo_panel(a, i, photo, predictor):
     photo.region = c[2].selectbox("Body region", REGIONS, key=f"region_{k}",
                                   index=REGIONS.index(photo.region),
                                   format_func=REGION_LABELS.get)  # fmt: skip
+    if not photo_check(photo, k):
+        return
     data = st.session_state.get("photo_sources", {}).get(photo.name)
-    shown = view_explain.channel_picker(predictor, photo, k, data)  # display only
+    shown = figures.dim_outside(view_explain.channel_picker(predictor, photo, k, data), photo.skin)
     left, right = st.columns([1.5, 1])
     fig = figures.overlay_figure(
         shown, photo.maps[a.signs.index(sign)], sign, max_score=a.max_score,
@@ -151,6 +153,25 @@ def photo_panel(a, i, photo, predictor):
     )  # fmt: skip
     st.plotly_chart(small, key=f"multiples_{i}", config=PLOTLY_CONFIG)
     view_explain.why_this_score(predictor, a, photo, k, data, shown)
+
+
+def photo_check(photo, k) -> bool:
+    """The photo checks' verdict beside the photo; False while a failed photo's scores wait
+    for the clinician's confirmation (then only the photo and the reasons are shown)."""
+    reasons = "  \n".join(f"- {r}" for r in photo.check_reasons)
+    if photo.check == "warn":
+        st.warning(f"**Photo check: scores may be off**  \n{reasons}", icon="⚠️")
+    elif photo.failed:
+        st.error(f"**Photo check failed**: no labels are shown for this photo.  \n{reasons}", icon="🚫")
+        photo.confirmed = st.checkbox(
+            "I have looked at this photo: show its scores anyway", key=f"confirm_{k}",
+            help="The scores of a photo that failed the checks are likely wrong.")  # fmt: skip
+        if not photo.confirmed:
+            st.image(photo.image, width=320)
+            return False
+    elif photo.check == "pass":
+        st.caption(f"Photo check passed · skin {100 * (photo.skin_fraction or 0):.0f} % of the photo")
+    return True
 
 
 def easi_helper(a):

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
 from dashboard.easi import REGIONS, EasiResult, required_age
@@ -53,6 +54,10 @@ class PhotoResult:
     scores: {sign: 0..max_score}; labels: {sign: label name}; affected_area: {sign: 0..1};
     uncertainty: {sign: (low, high)} or None; image: (h, w, 3) uint8 RGB display image (or
     raw image bytes when loaded for storage); maps: (n_signs, h, w) float32 on 0..max_score.
+    check: the photo checks' verdict (pass, warn, fail; None for visits saved before the
+    checks existed) and check_reasons its reasons; skin_fraction: 0..1 of the photo; skin:
+    (h, w) bool skin mask at the display size; confirmed: the clinician looked at a failed
+    photo and asked for its labels (a failed photo's labels are withheld until then).
     """
 
     name: str
@@ -63,6 +68,21 @@ class PhotoResult:
     uncertainty: dict[str, tuple[float, float]] | None = None
     image: np.ndarray | bytes | None = None
     maps: np.ndarray | None = None
+    check: str | None = None
+    check_reasons: list[str] = field(default_factory=list)
+    skin_fraction: float | None = None
+    skin: np.ndarray | None = None
+    confirmed: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """The photo failed the checks (not skin, or too blurred, dark, bright or small)."""
+        return self.check == "fail"
+
+    @property
+    def labels_shown(self) -> bool:
+        """Labels and overlays are shown: the photo did not fail, or the clinician confirmed it."""
+        return not self.failed or self.confirmed
 
     @classmethod
     def from_prediction(
@@ -71,6 +91,9 @@ class PhotoResult:
         """Copy what the page and the report need out of a `predictor.predict` result."""
         image, maps = result.preview(max_side=max_side)
         unc = result.uncertainty
+        skin = getattr(result, "skin", None)
+        if skin is not None and skin.shape != maps.shape[1:]:
+            skin = cv2.resize(skin.astype(np.uint8), maps.shape[:0:-1], interpolation=cv2.INTER_NEAREST) > 0
         return cls(
             name=name,
             region=check_region(region),
@@ -82,32 +105,47 @@ class PhotoResult:
             else {k: (float(a), float(b)) for k, (a, b) in unc.items()},
             image=np.asarray(image),
             maps=np.asarray(maps, dtype=np.float32),
+            check=getattr(result, "check", None),
+            check_reasons=list(getattr(result, "check_reasons", ())),
+            skin_fraction=None if getattr(result, "skin_fraction", None) is None else float(result.skin_fraction),
+            skin=skin,
         )
 
     def to_dict(self) -> dict:
-        """JSON-ready summary (no pixels): per sign score, label, area %, uncertainty."""
+        """JSON-ready summary (no pixels): per sign score, label, area %, uncertainty; the
+        photo checks (verdict, reasons, skin %, whether a failed photo was confirmed)."""
         signs = {}
         for sign, score in self.scores.items():
             band = (self.uncertainty or {}).get(sign)
             signs[sign] = {
                 "score": round(score, 2),
-                "label": self.labels.get(sign, ""),
+                # a failed photo's labels are withheld until the clinician confirms it
+                "label": self.labels.get(sign, "") if self.labels_shown else None,
                 "affected_area_pct": round(100 * self.affected_area.get(sign, 0.0), 1),
                 "uncertainty": None if band is None else [round(band[0], 2), round(band[1], 2)],
             }
-        return {"name": self.name, "region": self.region, "signs": signs}
+        check = None if self.check is None else {
+            "verdict": self.check, "reasons": list(self.check_reasons), "confirmed": self.confirmed,
+            "skin_pct": None if self.skin_fraction is None else round(100 * self.skin_fraction, 1)}
+        return {"name": self.name, "region": self.region, "signs": signs, "check": check}
 
     @classmethod
     def from_dict(cls, data: dict) -> PhotoResult:
         signs = data["signs"]
         unc = {s: tuple(v["uncertainty"]) for s, v in signs.items() if v.get("uncertainty")}
+        check = data.get("check") or {}
+        skin = check.get("skin_pct")
         return cls(
             name=data["name"],
             region=check_region(data["region"]),
             scores={s: float(v["score"]) for s, v in signs.items()},
-            labels={s: v["label"] for s, v in signs.items()},
+            labels={s: v["label"] or "" for s, v in signs.items()},
             affected_area={s: float(v["affected_area_pct"]) / 100 for s, v in signs.items()},
             uncertainty=unc or None,
+            check=check.get("verdict"),
+            check_reasons=list(check.get("reasons", [])),
+            skin_fraction=None if skin is None else float(skin) / 100,
+            confirmed=bool(check.get("confirmed", False)),
         )
 
 
@@ -155,11 +193,16 @@ class Assessment:
         """Disclaimer lines every export carries (plus the demo-model notice)."""
         return [DISCLAIMER] + ([SYNTHETIC_NOTICE] if self.synthetic else [])
 
+    @property
+    def scored_photos(self) -> list[PhotoResult]:
+        """The photos whose scores count: all but failed photos the clinician did not confirm."""
+        return [p for p in self.photos if p.labels_shown]
+
     def mean_scores(self) -> dict[str, float]:
-        """{sign: mean score over the photos}: the visit's value for trends."""
+        """{sign: mean score over the scored photos}: the visit's value for trends."""
         out = {}
         for sign in self.signs:
-            values = [p.scores[sign] for p in self.photos if sign in p.scores]
+            values = [p.scores[sign] for p in self.scored_photos if sign in p.scores]
             if values:
                 out[sign] = float(np.mean(values))
         return out

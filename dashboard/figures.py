@@ -101,6 +101,16 @@ def _as_uint8_rgb(image: np.ndarray) -> np.ndarray:
     return image[..., :3]
 
 
+def dim_outside(image: np.ndarray, mask: np.ndarray | None, keep: float = 0.35) -> np.ndarray:
+    """(h, w, 3) uint8 with the pixels outside `mask` ((h, w) bool, e.g. the skin) darkened to
+    `keep` of their brightness; the image itself when there is no mask or the sizes differ."""
+    if mask is None or mask.shape != image.shape[:2] or mask.all():
+        return image
+    out = image.astype(np.float32)
+    out[~mask] *= keep
+    return out.astype(np.uint8)
+
+
 def _fit_map(sign_map: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Resize a (h, w) map to (H, W) = shape, box-averaging down or bilinear up."""
     sign_map = np.asarray(sign_map, dtype=np.float32)

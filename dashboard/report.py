@@ -2,7 +2,9 @@
 
 CSV: one tidy table, one row per record. `record` says what a row is:
   sign            one photo x one sign: score (2 decimals), label, affected_area_pct,
-                  uncertainty_low/high (blank without test-time augmentation)
+                  uncertainty_low/high (blank without test-time augmentation), and the
+                  photo checks: check (pass, warn, fail), check_reasons ("; "-joined); a
+                  failed photo's label reads "withheld" until the clinician confirmed it
   easi_intensity  one EASI region x sign: the intensity used (clinician-checked)
   easi_region     one EASI region: score (region score), area_score
   easi_total      score = total EASI, label = severity band
@@ -23,6 +25,7 @@ import re
 from xml.sax.saxutils import escape
 
 import numpy as np
+from PIL import Image
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
@@ -46,8 +49,9 @@ from dashboard.figures import overlay_png
 CSV_COLUMNS = [
     "record", "pseudonym", "visit_date", "age", "sex", "region", "photo", "sign", "score",
     "label", "affected_area_pct", "uncertainty_low", "uncertainty_high", "area_score",
-    "model_name", "model_version",
+    "model_name", "model_version", "check", "check_reasons",
 ]  # fmt: skip
+WITHHELD = "withheld"  # the label of a failed photo the clinician has not confirmed
 
 
 def safe_name(text: str, fallback: str = "patient") -> str:
@@ -88,9 +92,10 @@ def csv_rows(assessment: Assessment) -> list[dict[str, str]]:
         for sign, s in d.items():
             low, high = s["uncertainty"] or (None, None)
             add(record="sign", region=photo.region, photo=photo.name, sign=sign,
-                score=_fmt(s["score"]), label=s["label"],
+                score=_fmt(s["score"]), label=WITHHELD if s["label"] is None else s["label"],
                 affected_area_pct=_fmt(s["affected_area_pct"], 1),
-                uncertainty_low=_fmt(low), uncertainty_high=_fmt(high))  # fmt: skip
+                uncertainty_low=_fmt(low), uncertainty_high=_fmt(high),
+                check=photo.check or "", check_reasons="; ".join(photo.check_reasons))  # fmt: skip
     if a.easi is not None:
         for region, r in a.easi.regions.items():
             for sign in EASI_SIGNS:
@@ -189,6 +194,14 @@ def _overlay_row(a: Assessment, photo, styles) -> list:
     """One photo: its name and one Pillow-rendered overlay per sign, in a row."""
     if not isinstance(photo.image, np.ndarray) or photo.maps is None:
         return []
+    title = Paragraph(
+        f"<b>{escape(photo.name)}</b> &middot; {escape(REGION_LABELS[photo.region])}",
+        styles["body"],
+    )
+    check = [Paragraph(escape(check_line(photo)), styles["notice"])] if photo.check_reasons else []
+    if not photo.labels_shown:  # the photo only, no severity colours on it
+        return [KeepTogether([title, *check, Spacer(1, 2), _png_flowable(Image.fromarray(photo.image), 4.2 * cm),
+                              Spacer(1, 6)])]
     n = len(a.signs)
     width = min(4.2 * cm, 17 * cm / max(n, 1))
     cells, captions = [], []
@@ -204,11 +217,19 @@ def _overlay_row(a: Assessment, photo, styles) -> list:
     grid = Table([cells, captions], colWidths=[width + 4] * n, hAlign="LEFT")
     grid.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 1),
                               ("RIGHTPADDING", (0, 0), (-1, -1), 1)]))  # fmt: skip
-    title = Paragraph(
-        f"<b>{escape(photo.name)}</b> &middot; {escape(REGION_LABELS[photo.region])}",
-        styles["body"],
-    )
-    return [KeepTogether([title, Spacer(1, 2), grid, Spacer(1, 6)])]
+    return [KeepTogether([title, *check, Spacer(1, 2), grid, Spacer(1, 6)])]
+
+
+def check_line(photo) -> str:
+    """The photo checks in one line: 'Photo check: fail - reason; reason (confirmed by the clinician)'."""
+    if photo.check is None:
+        return ""
+    line = f"Photo check: {photo.check}"
+    if photo.check_reasons:
+        line += " - " + "; ".join(photo.check_reasons)
+    if photo.failed:
+        line += " (scores confirmed by the clinician)" if photo.confirmed else " (labels withheld: not confirmed)"
+    return line
 
 
 def to_pdf(assessment: Assessment) -> bytes:
@@ -262,7 +283,8 @@ def to_pdf(assessment: Assessment) -> bytes:
             unc = s["uncertainty"]
             rows.append([
                 Paragraph(escape(photo.name), styles["small"]), REGION_LABELS[photo.region],
-                sign, _fmt(s["score"]), s["label"], f"{s['affected_area_pct']:.1f} %",
+                sign, _fmt(s["score"]), WITHHELD if s["label"] is None else s["label"],
+                f"{s['affected_area_pct']:.1f} %",
                 "-" if unc is None else f"{unc[0]:.2f} - {unc[1]:.2f}",
             ])  # fmt: skip
     story.append(

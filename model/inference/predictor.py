@@ -104,7 +104,7 @@ class Prepared:
     image: (H', W', C) as decoded (a large JPEG at a reduced draft size); x: (C, h32, w32)
     float32 working tensor, padded (model/data/padding.py); hw: (h, w), its size before
     padding; full_size: the photo's original (H, W) after EXIF orientation; check: the photo
-    checks (model/data/quality.py) on the working-size image, its skin mask (h, w).
+    checks (model/data/quality.py) on the decoded photo, with its skin mask.
     """
 
     image: np.ndarray
@@ -130,7 +130,7 @@ class Prediction:
     uncertainty: dict[str, tuple[float, float]] | None = None
     extras: dict = field(default_factory=dict)
     full_size: tuple[int, int] | None = None  # (H, W) of the original photo; None = image's size
-    gate: PhotoCheck | None = None  # the photo checks; skin mask (h, w) at the working size
+    gate: PhotoCheck | None = None  # the photo checks; skin mask at the decoded photo's size
 
     @property
     def size(self) -> tuple[int, int]:
@@ -336,9 +336,9 @@ class Predictor:
         """Decode, orient, resize to the working size, check and pad: one photo ready for `forward`."""
         img, full = self.decode(source, name)
         x = self.to_working(img)
-        # the checks see what the model sees, but never an enlarged copy (enlarging blurs)
-        seen = img if max(img.shape[:2]) <= max(x.shape[:2]) else x
-        check = check_photo(seen, full_size=full, channels=self.channels, work_size=self.size)
+        # the checks measure the decoded photo at their own fixed size (model/data/quality.py),
+        # not the model's working copy: a model that works at 64 px would make every photo blurred
+        check = check_photo(img, full_size=full, channels=self.channels, work_size=self.size)
         return Prepared(img, self.pad(x), (int(x.shape[0]), int(x.shape[1])), full, check)
 
     # -- the model ------------------------------------------------------------------------

@@ -28,6 +28,10 @@ class FakeResult:
     uncertainty: dict[str, tuple[float, float]] | None = None
     thresholds: list[float] = field(default_factory=lambda: list(THRESHOLDS))
     label_names: list[str] = field(default_factory=lambda: list(LABELS))
+    check: str = "pass"
+    check_reasons: tuple[str, ...] = ()
+    skin_fraction: float = 1.0
+    skin: np.ndarray | None = None  # (H, W) bool; None = all skin
 
     @property
     def scores(self) -> dict[str, float]:
@@ -164,8 +168,15 @@ class FakePredictor:
         base = np.clip(red / 40, 0, top)
         maps = np.stack([np.clip(base * f, 0, top) for f in (1.0, 0.7, 0.4, 0.1)])
         unc = {s: (0.1, 0.3) for s in SIGNS} if tta else None
-        return FakeResult(maps=maps.astype(np.float16), image=rgb, uncertainty=unc,
-                          thresholds=list(self.thresholds), label_names=list(self.label_names))  # fmt: skip
+        out = FakeResult(maps=maps.astype(np.float16), image=rgb, uncertainty=unc,
+                         thresholds=list(self.thresholds), label_names=list(self.label_names))  # fmt: skip
+        # the photo checks, faked by file name: "notskin*" fails, "dim*" warns
+        if (name or "").startswith("notskin"):
+            out.check, out.check_reasons, out.skin_fraction = "fail", ("this does not look like a photo of skin",), 0.0
+            out.skin = np.zeros(rgb.shape[:2], bool)
+        elif (name or "").startswith("dim"):
+            out.check, out.check_reasons = "warn", ("dark photo: scores may be off; more light would help",)
+        return out
 
 
 @pytest.fixture

@@ -113,11 +113,15 @@ def test_every_prediction_carries_the_photo_checks(predictor: Predictor) -> None
 
 
 def test_affected_area_is_a_fraction_of_the_skin(predictor: Predictor) -> None:
-    img = photo(64, 128)
+    rng = np.random.default_rng(0)
+    img = np.clip(rng.normal((200, 150, 130), 6, (64, 128, 3)), 0, 255).astype(np.uint8)
+    img[:20, :30] //= 2  # a darker patch, still skin
     img[:, 64:] = (40, 60, 160)  # blue cloth on the right half: not skin
     r = predictor.predict(img)
     assert r.skin_fraction == pytest.approx(0.5, abs=0.1) and not r.skin[:, 70:].any()
-    skin = r.gate.skin
+    # the skin mask at the maps' working size (nearest neighbour from the checked photo's size)
+    skin = cv2.resize(r.gate.skin.astype(np.uint8), r.work_maps.shape[:0:-1], interpolation=cv2.INTER_NEAREST) > 0
+    assert skin[:, :28].all() and not skin[:, 36:].any()
     for k, sign in enumerate(predictor.signs):
         hit = r.work_maps[k] >= predictor.thresholds[0]
         assert r.affected_area[sign] == pytest.approx(hit[skin].sum() / max(skin.sum(), 1), abs=1e-6)
