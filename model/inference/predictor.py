@@ -446,24 +446,50 @@ class Predictor:
                 head = done.popleft()
                 yield head.result() if isinstance(head, Future) else head
 
+    @property
+    def first_threshold(self) -> float:
+        """The severity at which a pixel counts as affected (the first label threshold)."""
+        return self.thresholds[0] if self.thresholds else self.max_score / 2
+
+    def _summary(self, maps: np.ndarray, skin: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(S,) scores over the skin (all pixels without a skin estimate, or with no skin) and
+        (S,) affected fractions of the skin."""
+        thr = self.first_threshold
+        skin = None if skin is None or not skin.any() else skin.astype(bool)
+        return easi_scores(maps, skin, thr), affected_fraction(maps, None, thr, skin=skin)
+
+    def score_maps(self, maps: np.ndarray, skin: np.ndarray | None = None) -> dict[str, dict]:
+        """Scores, labels and affected areas of (S, h, w) maps on 0..max_score over a (h, w)
+        bool skin mask (None: every pixel), by the rules `predict` uses: for a mask the
+        clinician corrected. Returns {"scores": {sign: float}, "labels": {sign: name},
+        "affected_area": {sign: 0..1}}."""
+        maps = np.asarray(maps, dtype=np.float32)
+        if maps.ndim != 3 or maps.shape[0] != len(self.signs):
+            raise ValueError(f"maps must be ({len(self.signs)}, h, w), got {maps.shape}")
+        if skin is not None and np.shape(skin) != maps.shape[1:]:
+            raise ValueError(f"skin mask must be {maps.shape[1:]}, got {np.shape(skin)}")
+        scores, area = self._summary(maps, skin)
+        return {"scores": {s: float(scores[k]) for k, s in enumerate(self.signs)},
+                "labels": {s: label_for(float(scores[k]), self.thresholds, self.label_names) for k, s in enumerate(self.signs)},
+                "affected_area": {s: float(area[k]) for k, s in enumerate(self.signs)}}
+
     def summarise(self, img: np.ndarray, work: np.ndarray, tta_maps: np.ndarray | None = None,
                   full_size: tuple[int, int] | None = None, check: PhotoCheck | None = None) -> Prediction:
         """(S, h, w) working-size maps -> a Prediction with scores, labels and affected area.
 
-        check: the photo checks of the same working-size image; with a skin mask, the affected
-        area is a fraction of the skin pixels (else of all pixels). Scores are always computed.
+        check: the photo checks of the same photo; with its skin mask, scores are taken over the
+        skin and the affected area is a fraction of it (else over all pixels). Scores are always
+        computed, whatever the verdict.
         """
-        thr = self.thresholds[0] if self.thresholds else self.max_score / 2
-        scores = easi_scores(work, None, thr)
         skin = None if check is None else check.skin
-        if skin is not None and skin.shape != work.shape[1:]:  # checked at the photo's own, smaller size
+        if skin is not None and skin.shape != work.shape[1:]:  # checked at the photo's own size
             skin = cv2.resize(skin.astype(np.uint8), work.shape[:0:-1], interpolation=cv2.INTER_NEAREST).astype(bool)
-        area = affected_fraction(work, None, thr, skin=skin)
+        scores, area = self._summary(work, skin)
         unc = None
         if tta_maps is not None:
             # The averaged map's score can fall outside the per-view scores (pixels cross the
             # affected threshold when averaged), so the range is widened to include it.
-            each = np.concatenate([np.stack([easi_scores(m, None, thr) for m in tta_maps]), scores[None]])
+            each = np.concatenate([np.stack([self._summary(m, skin)[0] for m in tta_maps]), scores[None]])
             unc = {s: (float(each[:, k].min()), float(each[:, k].max())) for k, s in enumerate(self.signs)}
         return Prediction(
             signs=self.signs, max_score=self.max_score, thresholds=self.thresholds, label_names=self.label_names,

@@ -59,13 +59,13 @@ def test_maps_at_full_size_and_summary_in_range(predictor: Predictor, h: int, w:
         assert 0 <= r.affected_area[sign] <= 1
         assert 0 <= r.scores[sign] <= predictor.max_score
         # scores and areas follow the EASI convention on the maps (exactly at working size,
-        # closely at full size, which is the working-size map upsampled); areas are of skin
+        # closely at full size, which is the working-size map upsampled), over the skin
         work = r.work_maps[k]
-        assert r.scores[sign] == pytest.approx(easi(work, thr), abs=1e-5)
+        assert r.scores[sign] == pytest.approx(easi(work[work_skin], thr), abs=1e-5)
         assert r.affected_area[sign] == pytest.approx((work >= thr)[work_skin].mean(), abs=1e-6)
         full = r.maps[k].astype(np.float32)
         assert r.affected_area[sign] == pytest.approx((full >= thr)[r.skin].mean(), abs=0.08)
-        assert r.scores[sign] == pytest.approx(easi(full, thr), abs=0.1)
+        assert r.scores[sign] == pytest.approx(easi(full[r.skin], thr), abs=0.1)
 
 
 def test_the_untrained_model_gives_varied_maps(predictor: Predictor) -> None:
@@ -125,6 +125,25 @@ def test_affected_area_is_a_fraction_of_the_skin(predictor: Predictor) -> None:
     for k, sign in enumerate(predictor.signs):
         hit = r.work_maps[k] >= predictor.thresholds[0]
         assert r.affected_area[sign] == pytest.approx(hit[skin].sum() / max(skin.sum(), 1), abs=1e-6)
+
+
+def test_score_maps_takes_the_scores_and_areas_over_the_given_skin(predictor: Predictor) -> None:
+    maps = np.zeros((4, 10, 20), np.float32)
+    maps[:, :, :10] = 3.0  # severe on the left half
+    maps[:, :, 10:] = 1.0  # mild on the right half
+    every = predictor.score_maps(maps)
+    assert every["affected_area"]["erythema"] == pytest.approx(1.0)
+    right = np.zeros((10, 20), bool)
+    right[:, 10:] = True
+    out = predictor.score_maps(maps, right)  # the clinician excluded the left half
+    assert out["scores"]["erythema"] == pytest.approx(1.0) and out["labels"]["erythema"] == "mild"
+    assert out["affected_area"]["erythema"] == pytest.approx(1.0)
+    maps[:, :5, 10:] = 0.0
+    assert predictor.score_maps(maps, right)["affected_area"]["papulation"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="skin mask must be"):
+        predictor.score_maps(maps, right[:5])
+    with pytest.raises(ValueError, match="maps must be"):
+        predictor.score_maps(maps[:2], right)
 
 
 def test_a_photo_that_is_not_skin_still_gets_scores(predictor: Predictor) -> None:
