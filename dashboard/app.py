@@ -13,7 +13,7 @@ import sqlite3
 
 import streamlit as st
 
-from dashboard import charts, easi, figures, report, scoring, tables, view_explain
+from dashboard import charts, easi, figures, report, scoring, tables, view_explain, view_mask
 from dashboard.assessment import DISCLAIMER, check_pseudonym, check_sex
 from dashboard.easi import EASI_SIGNS, REGION_LABELS, REGIONS, compute_easi, easi_sign
 from dashboard.figures import PLOTLY_CONFIG
@@ -134,6 +134,7 @@ def photo_panel(a, i, photo, predictor):
                                   format_func=REGION_LABELS.get)  # fmt: skip
     if not photo_check(photo, k):
         return
+    view_mask.mask_editor(predictor, photo, k)  # before the overlay: it shows the corrected mask
     data = st.session_state.get("photo_sources", {}).get(photo.name)
     shown = figures.dim_outside(view_explain.channel_picker(predictor, photo, k, data), photo.skin)
     left, right = st.columns([1.5, 1])

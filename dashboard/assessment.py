@@ -57,7 +57,9 @@ class PhotoResult:
     check: the photo checks' verdict (pass, warn, fail; None for visits saved before the
     checks existed) and check_reasons its reasons; skin_fraction: 0..1 of the photo; skin:
     (h, w) bool skin mask at the display size; confirmed: the clinician looked at a failed
-    photo and asked for its labels (a failed photo's labels are withheld until then).
+    photo and asked for its labels (a failed photo's labels are withheld until then);
+    skin_corrected: the clinician corrected the skin mask (`skin` is theirs, the scores were
+    recomputed over it) and model_skin is the model's mask, kept for reset.
     """
 
     name: str
@@ -73,6 +75,8 @@ class PhotoResult:
     skin_fraction: float | None = None
     skin: np.ndarray | None = None
     confirmed: bool = False
+    skin_corrected: bool = False
+    model_skin: np.ndarray | None = None
 
     @property
     def failed(self) -> bool:
@@ -113,7 +117,8 @@ class PhotoResult:
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no pixels): per sign score, label, area %, uncertainty; the
-        photo checks (verdict, reasons, skin %, whether a failed photo was confirmed)."""
+        photo checks (verdict, reasons, skin %, whether a failed photo was confirmed); whether
+        the clinician corrected the skin mask."""
         signs = {}
         for sign, score in self.scores.items():
             band = (self.uncertainty or {}).get(sign)
@@ -127,7 +132,8 @@ class PhotoResult:
         check = None if self.check is None else {
             "verdict": self.check, "reasons": list(self.check_reasons), "confirmed": self.confirmed,
             "skin_pct": None if self.skin_fraction is None else round(100 * self.skin_fraction, 1)}
-        return {"name": self.name, "region": self.region, "signs": signs, "check": check}
+        return {"name": self.name, "region": self.region, "signs": signs, "check": check,
+                "skin_corrected": self.skin_corrected}
 
     @classmethod
     def from_dict(cls, data: dict) -> PhotoResult:
@@ -146,6 +152,7 @@ class PhotoResult:
             check_reasons=list(check.get("reasons", [])),
             skin_fraction=None if skin is None else float(skin) / 100,
             confirmed=bool(check.get("confirmed", False)),
+            skin_corrected=bool(data.get("skin_corrected", False)),
         )
 
 

@@ -2,7 +2,9 @@
 
 Data folder: `$DERMSEV_DATA` if set, else `~/.dermsev` (outside the source tree, so patient
 data is never next to code that gets committed, copied or cleaned). Inside it:
-`history.sqlite3` and `images/<visit id>/<n>.jpg` (+ `<n>.npz`, the display-size maps).
+`history.sqlite3` and `images/<visit id>/<n>.jpg` (+ `<n>.npz`: the display-size maps, and
+the skin mask as scored, `skin`, with the model's own mask, `model_skin`, when the clinician
+corrected it; visits saved before masks were stored have `maps` alone).
 
 Schema (migrations in dashboard/schema.py; `PRAGMA user_version` holds the version):
   patients(id, pseudonym UNIQUE, sex, created_at)          pseudonyms only, never names
@@ -137,9 +139,7 @@ class HistoryStore:
                         (self.folder / image_path).write_bytes(clean_image(photo.image))
                     if photo.maps is not None:
                         maps_path = f"images/{visit}/{n}.npz"
-                        np.savez_compressed(
-                            self.folder / maps_path, maps=np.asarray(photo.maps, dtype=np.float16)
-                        )
+                        np.savez_compressed(self.folder / maps_path, **_pixel_arrays(photo))
                     pid = db.execute(
                         "INSERT INTO photos (visit_id, position, name, region, image_path, "
                         "maps_path) VALUES (?,?,?,?,?,?)",
@@ -271,3 +271,16 @@ def _attach_pixels(photo: PhotoResult, folder: Path, image_path, maps_path) -> N
     if maps_path and (folder / maps_path).exists():
         with np.load(folder / maps_path, allow_pickle=False) as data:
             photo.maps = data["maps"].astype(np.float32)
+            for name in ("skin", "model_skin"):
+                if name in data.files:
+                    setattr(photo, name, data[name].astype(bool))
+
+
+def _pixel_arrays(photo: PhotoResult) -> dict[str, np.ndarray]:
+    """What a photo's .npz holds: maps (float16), and the skin masks (bool) it has."""
+    arrays = {"maps": np.asarray(photo.maps, dtype=np.float16)}
+    if photo.skin is not None:
+        arrays["skin"] = np.asarray(photo.skin, dtype=bool)
+    if photo.skin_corrected and photo.model_skin is not None:
+        arrays["model_skin"] = np.asarray(photo.model_skin, dtype=bool)
+    return arrays

@@ -4,7 +4,9 @@ CSV: one tidy table, one row per record. `record` says what a row is:
   sign            one photo x one sign: score (2 decimals), label, affected_area_pct,
                   uncertainty_low/high (blank without test-time augmentation), and the
                   photo checks: check (pass, warn, fail), check_reasons ("; "-joined); a
-                  failed photo's label reads "withheld" until the clinician confirmed it
+                  failed photo's label reads "withheld" until the clinician confirmed it;
+                  skin_mask: whose skin mask the score and area are taken over, "model" or
+                  "clinician" (corrected in the dashboard)
   easi_intensity  one EASI region x sign: the intensity used (clinician-checked)
   easi_region     one EASI region: score (region score), area_score
   easi_total      score = total EASI, label = severity band
@@ -49,8 +51,9 @@ from dashboard.figures import overlay_png
 CSV_COLUMNS = [
     "record", "pseudonym", "visit_date", "age", "sex", "region", "photo", "sign", "score",
     "label", "affected_area_pct", "uncertainty_low", "uncertainty_high", "area_score",
-    "model_name", "model_version", "check", "check_reasons",
+    "model_name", "model_version", "check", "check_reasons", "skin_mask",
 ]  # fmt: skip
+MASK_CORRECTED = "Skin mask corrected by the clinician: scores and affected area are taken over it."
 WITHHELD = "withheld"  # the label of a failed photo the clinician has not confirmed
 
 
@@ -95,7 +98,8 @@ def csv_rows(assessment: Assessment) -> list[dict[str, str]]:
                 score=_fmt(s["score"]), label=WITHHELD if s["label"] is None else s["label"],
                 affected_area_pct=_fmt(s["affected_area_pct"], 1),
                 uncertainty_low=_fmt(low), uncertainty_high=_fmt(high),
-                check=photo.check or "", check_reasons="; ".join(photo.check_reasons))  # fmt: skip
+                check=photo.check or "", check_reasons="; ".join(photo.check_reasons),
+                skin_mask="clinician" if photo.skin_corrected else "model")  # fmt: skip
     if a.easi is not None:
         for region, r in a.easi.regions.items():
             for sign in EASI_SIGNS:
@@ -199,6 +203,8 @@ def _overlay_row(a: Assessment, photo, styles) -> list:
         styles["body"],
     )
     check = [Paragraph(escape(check_line(photo)), styles["notice"])] if photo.check_reasons else []
+    if photo.skin_corrected:
+        check.append(Paragraph(MASK_CORRECTED, styles["small"]))
     if not photo.labels_shown:  # the photo only, no severity colours on it
         return [KeepTogether([title, *check, Spacer(1, 2), _png_flowable(Image.fromarray(photo.image), 4.2 * cm),
                               Spacer(1, 6)])]
@@ -282,7 +288,9 @@ def to_pdf(assessment: Assessment) -> bytes:
         for sign, s in photo.to_dict()["signs"].items():
             unc = s["uncertainty"]
             rows.append([
-                Paragraph(escape(photo.name), styles["small"]), REGION_LABELS[photo.region],
+                Paragraph(escape(photo.name) + ("<br/><i>skin mask corrected by the clinician</i>"
+                                                if photo.skin_corrected else ""), styles["small"]),
+                REGION_LABELS[photo.region],
                 sign, _fmt(s["score"]), WITHHELD if s["label"] is None else s["label"],
                 f"{s['affected_area_pct']:.1f} %",
                 "-" if unc is None else f"{unc[0]:.2f} - {unc[1]:.2f}",

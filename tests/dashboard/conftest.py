@@ -178,6 +178,21 @@ class FakePredictor:
             out.check, out.check_reasons = "warn", ("dark photo: scores may be off; more light would help",)
         return out
 
+    def score_maps(self, maps, skin=None):
+        """The real rules (Predictor.score_maps): per sign, the median severity over the skin
+        pixels at or above the first threshold (0 when they cover < 1 % of the skin) and the
+        fraction of the skin they cover; every pixel counts when the mask is None or empty."""
+        maps = np.asarray(maps, np.float32)
+        skin = np.ones(maps.shape[1:], bool) if skin is None or not skin.any() else skin
+        out = {"scores": {}, "labels": {}, "affected_area": {}}
+        for sign, m in zip(self.signs, maps, strict=True):
+            hit = m[skin][m[skin] >= self.thresholds[0]]
+            score = float(np.median(hit)) if hit.size > 0.01 * skin.sum() else 0.0
+            out["scores"][sign] = score
+            out["labels"][sign] = self.label_names[int(np.digitize(score, self.thresholds))]
+            out["affected_area"][sign] = hit.size / skin.sum()
+        return out
+
 
 @pytest.fixture
 def fake_predictor(request):

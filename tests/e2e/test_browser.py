@@ -168,3 +168,34 @@ def test_upload_score_download_save(page: Page, streamlit_server, skin_photo, tm
     )
     expect(page.locator(".st-key-trend .main-svg").first).to_be_visible(timeout=SCORE)
     print(f"upload to overlay and table: {upload_to_overlay:.1f} s")
+
+
+def test_lasso_on_the_photo_corrects_the_skin_mask(page: Page, streamlit_server, skin_photo):
+    """A lasso drawn with the mouse over the mask editor's photo excludes that region from the
+    skin: plotly's selection reaches the page and the score table is recomputed."""
+    page.goto(streamlit_server)
+    expect(page.locator(".st-key-legend .main-svg").first).to_be_visible(timeout=LOAD)
+    fill_patient_form(page, skin_photo)
+    page.locator(".st-key-score button").click()
+    before = score_table(page)
+    cells = page.get_by_test_id("stDataFrame").filter(has_text=SIGNS[-1]).first.locator('td[role="gridcell"]')
+    old = [t.strip() for t in cells.all_inner_texts()]
+    page.get_by_text("Correct the skin mask").first.click()
+    drag = page.locator("[class*='st-key-mask_'] .nsewdrag").first
+    expect(drag).to_be_visible(timeout=SCORE)
+    drag.scroll_into_view_if_needed()
+    box = drag.bounding_box()
+    # a lasso round the left half of the photo
+    corners = [(0.02, 0.02), (0.5, 0.02), (0.5, 0.98), (0.02, 0.98), (0.02, 0.04)]
+    points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in corners]
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+        for t in (0.25, 0.5, 0.75, 1.0):
+            page.mouse.move(x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+    page.mouse.up()
+    expect(page.get_by_text("corrected by you")).to_be_visible(timeout=SCORE)
+    expect(cells).not_to_have_text(old, timeout=SCORE)  # the table redrawn over the new mask
+    after = score_table(page)
+    assert after != before, (before, after)
+    expect(page.get_by_test_id("stException")).to_have_count(0)
