@@ -20,6 +20,7 @@ Prints markdown; --md writes it with the command line to that file.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shlex
@@ -36,11 +37,10 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.degrade import jpeg, noise, relight  # noqa: E402
 from model.data.quality import check_photo  # noqa: E402
 from model.inference import load_model  # noqa: E402
-from model.synth import skin as synth_skin  # noqa: E402
-from model.synth.generator import generate, plan_patients  # noqa: E402
-from model.synth.render import draw_params  # noqa: E402
+from model.synth.generator import generate  # noqa: E402
 
 NOT_SKIN_COLOUR = ["chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
                    "colorwheel", "logo", "motorcycle"]  # skimage's `cat` is the same array as `chelsea`
@@ -49,27 +49,6 @@ NOT_SKIN_GREY = ["camera", "moon", "page", "text", "brick", "grass", "gravel", "
 DRIFT, LARGE = 0.1, 0.25
 MEASURE = {"blur": "sharpness", "exposure": "brightness", "jpeg": "sharpness", "noise": "sharpness",
            "resolution": "min_side", "cast": "cast"}
-
-
-def _lin(u8: np.ndarray) -> np.ndarray:
-    x = u8.astype(np.float32) / 255
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def _srgb(lin: np.ndarray) -> np.ndarray:
-    x = np.clip(lin, 0, 1)
-    x = np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
-    return (x * 255 + 0.5).astype(np.uint8)
-
-
-def _jpeg(img: np.ndarray, q: int) -> np.ndarray:
-    ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
-
-
-def _noise(img: np.ndarray, sd: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.clip(img + rng.normal(0, sd, img.shape), 0, 255).astype(np.uint8)
 
 
 CASTS = {"warm": (1, 0, -1), "cool": (-1, 0, 1), "green": (-0.5, 1, -0.5), "magenta": (0.5, -1, 0.5)}
@@ -81,17 +60,17 @@ def degradations() -> list[tuple[str, str, object]]:
     for s in (0.5, 1, 1.5, 2, 3, 4):
         out.append(("blur", f"sigma {s} px", lambda im, s=s: cv2.GaussianBlur(im, (0, 0), s)))
     for e in (-3, -2, -1.5, -1, -0.5, 0.5, 1, 1.5, 2):
-        out.append(("exposure", f"{e:+g} stops", lambda im, e=e: _srgb(_lin(im) * 2.0**e)))
+        out.append(("exposure", f"{e:+g} stops", lambda im, e=e: relight(im, 2.0**e)))
     for q in (90, 70, 50, 30, 20, 10):
-        out.append(("jpeg", f"quality {q}", lambda im, q=q: _jpeg(im, q)))
+        out.append(("jpeg", f"quality {q}", lambda im, q=q: jpeg(im, q)))
     for sd in (2, 4, 8, 12, 16, 24):
-        out.append(("noise", f"sd {sd}/255", lambda im, sd=sd: _noise(im, sd, 0)))
+        out.append(("noise", f"sd {sd}/255", lambda im, sd=sd: noise(im, sd, 0)))
     for px in (192, 128, 96, 64, 48, 32):
         out.append(("resolution", f"{px} px", lambda im, px=px: cv2.resize(im, (px, px), interpolation=cv2.INTER_AREA)))
     for name, axis in CASTS.items():
         for t in (0.25, 0.5, 1.0, 1.5):
             gains = 2.0 ** (np.float32(axis) * t / 2)
-            out.append(("cast", f"{name} {t:g} stops", lambda im, g=gains: _srgb(_lin(im) * g)))
+            out.append(("cast", f"{name} {t:g} stops", lambda im, g=gains: relight(im, g)))
     return out
 
 
@@ -101,16 +80,12 @@ def synth(path: Path, n: int, seed: int) -> list[Path]:
     return sorted((path / "images").glob("*.png"))[:n]
 
 
-def true_skin(seed: int, n: int, size: int = 256) -> list[tuple[np.ndarray, int]]:
-    """(skin region (size, size) bool, Fitzpatrick type) of each generated image: replays the
-    generator's random stream up to the skin border (model/synth/render.py)."""
-    out = []
-    for i, patient in enumerate(plan_patients(seed, n)):
-        rng = np.random.default_rng([seed, i])
-        params = draw_params(rng, patient)
-        region = synth_skin.skin_edge(rng, size, size, size / 256) > 0 if params.background else np.ones((size, size), bool)
-        out.append((region, patient.fitzpatrick))
-    return out
+def true_skin(path: Path, n: int) -> list[tuple[np.ndarray, int]]:
+    """(true skin region (H, W) bool, Fitzpatrick type) of each generated image, from the
+    skin masks the generator writes (manifest column skin_mask)."""
+    with (path / "manifest.csv").open() as fh:
+        rows = sorted(csv.DictReader(fh), key=lambda r: r["image"])[:n]
+    return [(cv2.imread(str(path / r["skin_mask"]), cv2.IMREAD_GRAYSCALE) == 1, int(r["fitzpatrick"])) for r in rows]
 
 
 def verdict_shares(checks: list) -> str:
@@ -255,7 +230,7 @@ def main() -> None:
     t0 = time.time()
     out = ["## (a) Where scores drift", "", *drift(predictor, photos, dump), "",
            "## (b) Not-skin photos", "", *detection(predictor, dump), "",
-           "## (c) False alarms on skin", "", *false_alarms(predictor, alarm, true_skin(a.alarm_seed, a.n_alarm), dump),
+           "## (c) False alarms on skin", "", *false_alarms(predictor, alarm, true_skin(work / f"alarm{a.alarm_seed}", a.n_alarm), dump),
            "", timing(alarm)]
     cmd = "$ " + shlex.join([".venv/bin/python", "bench/bench_gate.py", *sys.argv[1:]])
     text = "\n".join(out) + f"\n\n({time.time() - t0:.0f} s, backend {predictor.backend})\n"

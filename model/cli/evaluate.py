@@ -25,6 +25,9 @@ def format_table(result: dict, confusion: dict, label_names: list[str]) -> str:
     gap = result.get("skin_type_gap")
     if gap and gap["pixel_mae_ratio_dark_to_light"] is not None:
         lines.append(f"dark (V-VI) / light (I-II) pixel MAE ratio: {gap['pixel_mae_ratio_dark_to_light']:.2f}")
+    skin = result.get("skin") or {}
+    if skin.get("dice") is not None:
+        lines.append(f"skin Dice (against skin_mask, {skin['n_images']} images): {skin['dice']:.3f}")
     short = [n[:8] for n in label_names]
     for sign, cm in confusion.items():
         lines += ["", f"{sign}: image labels, rows = truth, columns = predicted",

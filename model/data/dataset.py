@@ -20,6 +20,8 @@ from model.data.scores import mask_image_score
 from model.errors import DermsevError
 
 SPLITS = ("train", "val", "test")
+# Optional manifest column: a per-image skin mask (1 skin, 0 background/clothing/hair, 255 unknown).
+SKIN_COLUMN = "skin_mask"
 DEFAULT_LABELS = ("none", "mild", "moderate", "severe")
 
 
@@ -95,6 +97,7 @@ class Record:
     split: str | None = None
     masks: dict[str, Path | None] = field(default_factory=dict)
     scores: dict[str, float | None] = field(default_factory=dict)
+    skin_mask: Path | None = None  # (H, W) uint8: 1 skin, 0 not skin, 255 unknown
 
 
 @dataclass
@@ -183,6 +186,8 @@ def load_dataset(root: str | Path, check_files: bool = True) -> Dataset:
             fitzpatrick=int(fitz) if fitz is not None else None,
             split=split,
         )
+        skin = row.get(SKIN_COLUMN, "").strip()
+        rec.skin_mask = root / skin if skin else None
         for sign in spec.signs:
             m = row.get(f"mask_{sign}", "").strip()
             rec.masks[sign] = root / m if m else None
@@ -217,6 +222,22 @@ def _check_files(rec: Record, spec: DatasetSpec, where: str) -> None:
             )
         if rec.scores[sign] is None:
             rec.scores[sign] = mask_image_score(mask, spec.max_score)
+    if rec.skin_mask is not None:
+        label = f"{where}: {SKIN_COLUMN} {rec.skin_mask.name}"
+        mask = read_mask(rec.skin_mask, label)
+        if mask.shape != (h, w):
+            raise DermsevError(f"{label}: mask is {mask.shape[1]}x{mask.shape[0]}, image is {w}x{h}")
+        bad = (mask > 1) & (mask != IGNORE)
+        if bad.any():
+            raise DermsevError(f"{label}: skin mask value {int(mask[bad][0])} is not 0 (not skin), 1 (skin) or {IGNORE}")
+
+
+def load_skin(rec: Record, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) uint8 skin mask of a record: 1 skin, 0 not skin, IGNORE where unknown (all IGNORE
+    without a `skin_mask` column)."""
+    if rec.skin_mask is None:
+        return np.full(shape, IGNORE, np.uint8)
+    return read_mask(rec.skin_mask, f"manifest.csv line {rec.row} (id {rec.id}): {SKIN_COLUMN}")
 
 
 def load_example(rec: Record, spec: DatasetSpec) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 
 from model.data import augment
-from model.data.dataset import DatasetSpec, Record, load_example
+from model.data.dataset import DatasetSpec, Record, load_example, load_skin
 from model.data.io import IGNORE, resize
 from model.data.patient import encode_tabular
 
@@ -30,14 +30,20 @@ def _resize_longest(img: np.ndarray, masks: list[np.ndarray], size: int) -> tupl
 
 
 class CachedExamples:
-    """Every record's image (float16, (h, w, C)) and masks at the working size, in memory."""
+    """Every record's image (float16, (h, w, C)) and masks at the working size, in memory.
 
-    def __init__(self, records: list[Record], spec: DatasetSpec, size: int):
-        self.records, self.spec, self.size = records, spec, size
+    with_skin: each record's skin mask (1 skin, 0 not, IGNORE unknown) follows its sign masks
+    as one more mask, so augmentation moves it with them (SeverityDataset splits it off).
+    """
+
+    def __init__(self, records: list[Record], spec: DatasetSpec, size: int, with_skin: bool = False):
+        self.records, self.spec, self.size, self.with_skin = records, spec, size, with_skin
         self.images: list[np.ndarray] = []
         self.masks: list[list[np.ndarray]] = []
         for rec in records:
             img, masks = load_example(rec, spec)
+            if with_skin:
+                masks.append(load_skin(rec, img.shape[:2]))
             img, masks = _resize_longest(img, masks, size)
             self.images.append(img.astype(np.float16))
             self.masks.append(masks)
@@ -58,7 +64,8 @@ class CachedExamples:
 
 class SeverityDataset(TorchDataset):
     """Items: image (C, S, S) float32, masks (signs, S, S) uint8 (255 ignore), valid (1, S, S)
-    bool, scores (signs,) float32 NaN unknown, has_mask (signs,) bool, age () float NaN, sex () long."""
+    bool, scores (signs,) float32 NaN unknown, has_mask (signs,) bool, age () float NaN, sex () long;
+    with a cache `with_skin`, also skin (1, S, S) uint8 (1 skin, 0 not, 255 unknown)."""
 
     def __init__(self, cache: CachedExamples, indices: list[int], transform):
         self.cache, self.indices, self.transform = cache, list(indices), transform
@@ -76,7 +83,12 @@ class SeverityDataset(TorchDataset):
         signs = self.cache.spec.signs
         scores = [rec.scores[s] if rec.scores[s] is not None else math.nan for s in signs]
         has_mask = [rec.masks.get(s) is not None for s in signs]
+        extra = {}
+        if self.cache.with_skin:
+            extra["skin"] = torch.from_numpy(np.ascontiguousarray(masks[-1][None]))
+            masks = masks[:-1]
         return {
+            **extra,
             "image": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
             "masks": torch.from_numpy(np.stack(masks)),
             "valid": torch.from_numpy(valid[None]),

@@ -93,7 +93,7 @@ def synthetic_photos(folder: Path, n_batch: int = BATCH_IMAGES, seed: int = 0,
 
     rng = np.random.default_rng(seed)
     patient = plan_patients(seed, 1)[0]
-    skin, _ = render(rng, patient, draw_params(rng, patient), 512, 3)
+    skin = render(rng, patient, draw_params(rng, patient), 512, 3)[0]
     folder.mkdir(parents=True, exist_ok=True)
     small = _jpeg(skin, folder / "photo_512.jpg")
     h, w = photo_size

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from model.data import colour
 from model.data import io as imageio
 from model.data.io import ImageSource, resize, to_float, to_uint8_rgb
 from model.data.padding import pad_chw
@@ -101,10 +102,11 @@ def draft_request(source: ImageSource, target: int) -> tuple[tuple[int, int] | N
 class Prepared:
     """`Predictor.prepare`'s result: one photo ready for the network.
 
-    image: (H', W', C) as decoded (a large JPEG at a reduced draft size); x: (C, h32, w32)
+    image: (H', W', C) as decoded and white-balanced (a large JPEG at a reduced draft size); x: (C, h32, w32)
     float32 working tensor, padded (model/data/padding.py); hw: (h, w), its size before
     padding; full_size: the photo's original (H, W) after EXIF orientation; check: the photo
-    checks (model/data/quality.py) on the decoded photo, with its skin mask.
+    checks (model/data/quality.py) on the decoded photo, with its skin mask; extras: what was
+    done to it ({"white_balance": {"method": ..., "gains": [r, g, b]}}).
     """
 
     image: np.ndarray
@@ -112,6 +114,7 @@ class Prepared:
     hw: tuple[int, int]
     full_size: tuple[int, int]
     check: PhotoCheck | None = None
+    extras: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -122,7 +125,7 @@ class Prediction:
     max_score: float
     thresholds: list[float]
     label_names: list[str]
-    image: np.ndarray  # (H', W', C) as decoded: a large JPEG at a reduced (draft) size, >= PREVIEW_SIDE
+    image: np.ndarray  # (H', W', C) as decoded and white-balanced: a large JPEG at a reduced (draft) size, >= PREVIEW_SIDE
     work_maps: np.ndarray  # (S, h, w) float32 at the working size, padding removed
     scores: dict[str, float]
     labels: dict[str, str]
@@ -131,6 +134,7 @@ class Prediction:
     extras: dict = field(default_factory=dict)
     full_size: tuple[int, int] | None = None  # (H, W) of the original photo; None = image's size
     gate: PhotoCheck | None = None  # the photo checks; skin mask at the decoded photo's size
+    work_skin: np.ndarray | None = None  # (h, w) bool skin at the maps' working size (None: unknown)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -151,18 +155,20 @@ class Prediction:
     @property
     def skin_fraction(self) -> float | None:
         """Fraction of the photo's pixels that are skin (0..1); affected_area is a fraction of those."""
+        if self.work_skin is not None:
+            return float(self.work_skin.mean())
         return self.gate.skin_fraction if self.gate else None
 
     @cached_property
     def skin(self) -> np.ndarray | None:
         """(H, W) bool skin mask at the photo's full size (nearest-neighbour from the working size)."""
-        if self.gate is None:
+        src = self.work_skin if self.work_skin is not None else None if self.gate is None else self.gate.skin
+        if src is None:
             return None
         h, w = self.size
-        work = self.gate.skin.astype(np.uint8)
-        if work.shape == (h, w):
-            return work.astype(bool)
-        return cv2.resize(work, (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        if src.shape == (h, w):
+            return src.astype(bool)
+        return cv2.resize(src.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
 
     @cached_property
     def maps(self) -> np.ndarray:
@@ -204,13 +210,28 @@ class Predictor:
     (onnxruntime on MODEL_DIR/model.onnx, written by `dermsev export`), or auto (default):
     DERMSEV_BACKEND if set, else the fastest available backend measured once per machine and
     model and cached (`model.inference.backends`). `backend_report` says why.
+
+    white_balance: the default of `predict` (model/data/colour.py): "grey-world" (towards the
+    training photos' reference colour; the default for models whose config.json stores that
+    reference) or "none" (the default for others: older models, no red/green/blue channels);
+    "patch" needs a box for each photo.
     """
 
-    def __init__(self, model_dir: str | Path, backend: str = "auto", threads: int | None = None):
+    def __init__(self, model_dir: str | Path, backend: str = "auto", threads: int | None = None,
+                 white_balance: str | None = None):
         if backend not in BACKENDS:
             raise DermsevError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
         self.model_dir = Path(model_dir)
         self.net, self.config = load_network(self.model_dir)
+        self.rgb = colour.rgb_indices(self.config["channels"])  # None: no colour to balance
+        self.white_reference = colour.reference_from_config(self.config)
+        # grey-world by default only towards a reference the model carries (`dermsev train` stores it)
+        has_reference = self.rgb is not None and colour.stored_reference(self.config) is not None
+        self.white_balance = colour.DEFAULT_METHOD if has_reference else "none"
+        if white_balance:
+            self.white_balance = self._white_balance(white_balance, None)
+        if self.white_balance == "patch":
+            raise DermsevError("white balance 'patch' needs a neutral box for each photo: pass it to predict")
         if threads:
             torch.set_num_threads(threads)
         self.threads = threads
@@ -332,18 +353,60 @@ class Predictor:
         """Stage unpad: (..., h32, w32) network output -> (..., h, w), contiguous."""
         return np.ascontiguousarray(out[..., : hw[0], : hw[1]])
 
-    def prepare(self, source: ImageSource, name: str | None = None) -> Prepared:
-        """Decode, orient, resize to the working size, check and pad: one photo ready for `forward`."""
+    def _white_balance(self, method: str | None, box) -> str:
+        """The method for one photo: `method`, else "patch" when a box is given, else the default."""
+        method = method or ("patch" if box is not None else self.white_balance)
+        try:
+            colour.check_method(method)
+        except ValueError as exc:
+            raise DermsevError(str(exc)) from None
+        if box is not None and method != "patch":
+            raise DermsevError(f"a neutral box is for white balance 'patch', not {method!r}")
+        if method != "none" and self.rgb is None:
+            raise DermsevError(f"white balance needs red, green and blue channels; the model has {self.channels}")
+        return method
+
+    def balance(self, img: np.ndarray, full: tuple[int, int], method: str | None = None,
+                box: tuple[float, float, float, float] | None = None, name: str | None = None) -> tuple[np.ndarray, dict]:
+        """Stage white balance (model/data/colour.py): (H', W', C) -> the same, balanced, and
+        {"method", "gains"}. box: (x0, y0, x1, y1) in the original photo's pixels (full (H, W))."""
+        method = self._white_balance(method, box)
+        try:
+            if box is not None:  # the decoded copy may be a reduced (draft) JPEG
+                sy, sx = img.shape[0] / full[0], img.shape[1] / full[1]
+                box = tuple(v * s for v, s in zip(colour.parse_box(box), (sx, sy, sx, sy), strict=True))
+            out, gains = colour.balance(img, method, self.white_reference, box, rgb=self.rgb)
+        except ValueError as exc:
+            raise DermsevError(f"{name}: {exc}" if name else str(exc)) from None
+        return out, {"method": method, "gains": [round(float(g), 4) for g in gains]}
+
+    def prepare(self, source: ImageSource, name: str | None = None, white_balance: str | None = None,
+                neutral_box: tuple[float, float, float, float] | None = None) -> Prepared:
+        """Decode, orient, white-balance, resize to the working size, check and pad: one photo
+        ready for `forward`. white_balance, neutral_box: as in `predict`."""
         img, full = self.decode(source, name)
+        img, wb = self.balance(img, full, white_balance, neutral_box, name)
         x = self.to_working(img)
         # the checks measure the decoded photo at their own fixed size (model/data/quality.py),
-        # not the model's working copy: a model that works at 64 px would make every photo blurred
+        # not the model's working copy: a model that works at 64 px would make every photo blurred.
+        # They see the balanced photo: a cast the balance removed is no reason to warn any more
+        # (the balance keeps the brightness, so the exposure checks read the same).
         check = check_photo(img, full_size=full, channels=self.channels, work_size=self.size)
-        return Prepared(img, self.pad(x), (int(x.shape[0]), int(x.shape[1])), full, check)
+        return Prepared(img, self.pad(x), (int(x.shape[0]), int(x.shape[1])), full, check, {"white_balance": wb})
 
     # -- the model ------------------------------------------------------------------------
+    @property
+    def has_skin(self) -> bool:
+        """The network has a skin channel (after the signs)."""
+        return bool(self.config.get("network", {}).get("skin_head", False))
+
     def forward(self, x: np.ndarray, age: float | None = None, sex: str | None = None) -> np.ndarray:
         """x: (B, C, H, W) float32 on 0..1, H, W multiples of 32 -> maps (B, S, H, W) float32."""
+        out = self.forward_all(x, age, sex)
+        return out[:, : len(self.signs)] if self.has_skin else out
+
+    def forward_all(self, x: np.ndarray, age: float | None = None, sex: str | None = None) -> np.ndarray:
+        """`forward` with the skin channel, when the network has one: (B, S [+ 1], H, W)."""
         a, s = encode_tabular(age, sex)
         b = x.shape[0]
         if self._onnx is not None:
@@ -361,9 +424,16 @@ class Predictor:
         return out.float().contiguous().numpy()
 
     def predict(self, image: ImageSource, age: float | None = None, sex: str | None = None,
-                tta: bool = False, name: str | None = None) -> Prediction:
-        """Score one image (a path, PIL image, bytes or (H, W, C) array)."""
-        return self.predict_prepared(self.prepare(image, name), age, sex, tta)
+                tta: bool = False, name: str | None = None, white_balance: str | None = None,
+                neutral_box: tuple[float, float, float, float] | None = None) -> Prediction:
+        """Score one image (a path, PIL image, bytes or (H, W, C) array).
+
+        white_balance: "none", "grey-world", "patch" or None (the predictor's default; "patch"
+        when a neutral_box is given); neutral_box: (x0, y0, x1, y1), pixels of the original
+        photo (after EXIF orientation) that should be neutral grey or white.
+        """
+        self._check_patient(age, sex)
+        return self.predict_prepared(self.prepare(image, name, white_balance, neutral_box), age, sex, tta)
 
     @staticmethod
     def _check_patient(age: float | None, sex: str | None) -> None:
@@ -376,17 +446,28 @@ class Predictor:
         batch = prepared.x[None]
         if tta:  # original, horizontal flip, vertical flip: the spread shows how stable a score is
             batch = np.concatenate([batch, batch[:, :, :, ::-1], batch[:, :, ::-1, :]])
-        out = self.forward(np.ascontiguousarray(batch), age, sex)
+        out = self.forward_all(np.ascontiguousarray(batch), age, sex)
         if tta:
             out = np.stack([out[0], out[1][:, :, ::-1], out[2][:, ::-1, :]])
         work = self.unpad(out, prepared.hw)
+        work, skin = self.split_skin(work)
         return self.summarise(prepared.image, work.mean(0) if tta else work[0], work if tta else None,
-                              full_size=prepared.full_size, check=prepared.check)
+                              full_size=prepared.full_size, check=prepared.check,
+                              skin_prob=None if skin is None else skin.mean(0))
 
-    def safe_prepare(self, src: ImageSource) -> Prepared | DermsevError:
+    def split_skin(self, out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(..., S [+ 1], h, w) network output -> sign maps (..., S, h, w) and the skin
+        probability (..., h, w), or None without a skin channel."""
+        s = len(self.signs)
+        if not self.has_skin:
+            return out, None
+        return out[..., :s, :, :], out[..., s, :, :]
+
+    def safe_prepare(self, src: ImageSource, white_balance: str | None = None,
+                     neutral_box: tuple[float, float, float, float] | None = None) -> Prepared | DermsevError:
         """`prepare`, with any failure returned as a DermsevError naming the file (not raised)."""
         try:
-            return self.prepare(src, name=str(src) if isinstance(src, (str, Path)) else None)
+            return self.prepare(src, str(src) if isinstance(src, (str, Path)) else None, white_balance, neutral_box)
         except DermsevError as exc:
             return exc
         except Exception as exc:  # one bad file, never a lost run
@@ -394,7 +475,8 @@ class Predictor:
 
     def predict_many(self, images: Iterable[ImageSource], age: float | None = None, sex: str | None = None,
                      batch_size: int = 8, workers: int = 2, ahead: int | None = None,
-                     tta: bool = False) -> Iterator[Prediction | DermsevError]:
+                     tta: bool = False, white_balance: str | None = None,
+                     neutral_box: tuple[float, float, float, float] | None = None) -> Iterator[Prediction | DermsevError]:
         """Score many images, in order, streaming: one Prediction (or the DermsevError of an
         unreadable file) per input.
 
@@ -402,32 +484,38 @@ class Predictor:
         advance and summarise finished maps, while the calling thread runs the model;
         consecutive images of the same working shape share one batched forward (with `tta`,
         each image is scored on its own, as `predict` does). Memory stays bounded by `ahead` +
-        2 batches of images, whatever the number of inputs.
+        2 batches of images, whatever the number of inputs. white_balance, neutral_box: as in
+        `predict`, the same for every image.
         """
         self._check_patient(age, sex)
+        self._white_balance(white_balance, neutral_box)  # a bad choice ends the run before it starts
+
+        def prep_one(src: ImageSource) -> Prepared | DermsevError:
+            return self.safe_prepare(src, white_balance, neutral_box)
+
         ahead = max(ahead or 2 * batch_size, batch_size)
         end = object()
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             it = iter(images)
-            pending = deque(pool.submit(self.safe_prepare, src) for src in itertools.islice(it, ahead))
+            pending = deque(pool.submit(prep_one, src) for src in itertools.islice(it, ahead))
             done: deque = deque()  # in input order: DermsevError, Prediction or Future[Prediction]
             group: list = []
 
             def flush() -> None:
                 if group:
-                    out = self.forward(np.stack([p.x for p in group]), age, sex)
+                    out = self.forward_all(np.stack([p.x for p in group]), age, sex)
                     for i, p in enumerate(group):
-                        work = self.unpad(out[i], p.hw)
+                        work, skin = self.split_skin(self.unpad(out[i], p.hw))
                         done.append(pool.submit(self.summarise, p.image, work, full_size=p.full_size,
-                                                check=p.check))
+                                                check=p.check, skin_prob=skin))
                     group.clear()
 
             while pending:
                 prep = pending.popleft().result()
                 nxt = next(it, end)
                 if nxt is not end:
-                    pending.append(pool.submit(self.safe_prepare, nxt))
+                    pending.append(pool.submit(prep_one, nxt))
                 if isinstance(prep, DermsevError):
                     flush()
                     done.append(prep)
@@ -474,16 +562,23 @@ class Predictor:
                 "affected_area": {s: float(area[k]) for k, s in enumerate(self.signs)}}
 
     def summarise(self, img: np.ndarray, work: np.ndarray, tta_maps: np.ndarray | None = None,
-                  full_size: tuple[int, int] | None = None, check: PhotoCheck | None = None) -> Prediction:
+                  full_size: tuple[int, int] | None = None, check: PhotoCheck | None = None,
+                  skin_prob: np.ndarray | None = None) -> Prediction:
         """(S, h, w) working-size maps -> a Prediction with scores, labels and affected area.
 
-        check: the photo checks of the same photo; with its skin mask, scores are taken over the
-        skin and the affected area is a fraction of it (else over all pixels). Scores are always
-        computed, whatever the verdict.
+        check: the photo checks of the same photo; skin_prob: the network's (h, w) skin
+        probability, when it has a skin channel. The skin is where the colour check finds skin
+        and (with a skin channel) the network does too: colour leaves out blue cloth and walls
+        the synthetic training data never showed, the network skin-coloured tables and hair.
+        Scores are taken over the skin and the affected area is a fraction of it (over all
+        pixels without any skin). Scores are always computed, whatever the verdict.
         """
         skin = None if check is None else check.skin
         if skin is not None and skin.shape != work.shape[1:]:  # checked at the photo's own size
             skin = cv2.resize(skin.astype(np.uint8), work.shape[:0:-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+        if skin_prob is not None:
+            net_skin = skin_prob >= 0.5
+            skin = net_skin if skin is None else skin & net_skin
         scores, area = self._summary(work, skin)
         unc = None
         if tta_maps is not None:
@@ -500,12 +595,16 @@ class Predictor:
             uncertainty=unc,
             full_size=tuple(full_size) if full_size else None,
             gate=check,
+            work_skin=skin,
         )
 
 
-def load_model(model_dir: str | Path | None = None, backend: str = "auto") -> Predictor:
+def load_model(model_dir: str | Path | None = None, backend: str = "auto",
+               white_balance: str | None = None) -> Predictor:
     """Load MODEL_DIR (default: the bundled demo model) without pickle.
 
-    backend: auto (default; see Predictor), torch-fp32, torch-bf16 or onnx.
+    backend: auto (default; see Predictor), torch-fp32, torch-bf16 or onnx; white_balance: the
+    default of `predict` ("grey-world" or "none"; None: grey-world for models that store a
+    white reference, see Predictor).
     """
-    return Predictor(DEMO_DIR if model_dir is None else model_dir, backend=backend)
+    return Predictor(DEMO_DIR if model_dir is None else model_dir, backend=backend, white_balance=white_balance)

@@ -2,7 +2,9 @@
 
 The head regresses one per-pixel severity per sign, clamped to 0..max_score (a regression
 trained with MAE on the unclamped output, not a per-combination classifier): it can score combinations of signs
-never seen together in training.
+never seen together in training. With `skin_head`, one more output channel after the signs
+is the probability that a pixel is skin (a logit with raw=True), from the same decoder: the
+affected area is a fraction of it, at no extra cost per photo.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class NetConfig:
     mil_pool: str = "mean"
     mean: tuple[float, ...] = field(default_factory=tuple)
     std: tuple[float, ...] = field(default_factory=tuple)
+    skin_head: bool = False  # one more output channel: skin probability
 
     def __post_init__(self) -> None:
         if not self.signs:
@@ -58,6 +61,11 @@ class NetConfig:
     def n_signs(self) -> int:
         return len(self.signs)
 
+    @property
+    def n_outputs(self) -> int:
+        """Output channels: one per sign, plus the skin channel with `skin_head`."""
+        return len(self.signs) + int(self.skin_head)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -72,7 +80,8 @@ class NetConfig:
 
 class DermSevNet(nn.Module):
     """x: (B, C, H, W) raw input on 0..1 (normalised inside), H and W multiples of 32; age: (B,) years, NaN unknown;
-    sex: (B,) long 0 unknown / 1 F / 2 M. Returns maps (B, S, H, W) on 0..max_score."""
+    sex: (B,) long 0 unknown / 1 F / 2 M. Returns maps (B, S, H, W) on 0..max_score, and with
+    `skin_head` (B, S + 1, H, W): the last channel the skin probability on 0..1."""
 
     def __init__(self, cfg: NetConfig):
         super().__init__()
@@ -84,7 +93,7 @@ class DermSevNet(nn.Module):
             encoder_weights=None,
             encoder_depth=cfg.encoder_depth,
             in_channels=cfg.mixing_channels if cfg.mixing else c,
-            classes=cfg.n_signs,
+            classes=cfg.n_outputs,
             decoder_channels=cfg.decoder_channels,
             activation=None,
         )
@@ -130,7 +139,12 @@ class DermSevNet(nn.Module):
                 start += ch
         logits = self.head(self.decoder(features))
         out = logits.float()
-        return out if raw else out.clamp(0.0, self.cfg.max_score)
+        if raw:
+            return out
+        maps = out[:, : self.cfg.n_signs].clamp(0.0, self.cfg.max_score)
+        if not self.cfg.skin_head:
+            return maps
+        return torch.cat([maps, torch.sigmoid(out[:, self.cfg.n_signs :])], dim=1)
 
     def channel_importance(self) -> Tensor | None:
         return None if self.mixing is None else self.mixing.importance()

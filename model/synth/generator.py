@@ -90,7 +90,7 @@ def _make_one(job: _Job) -> dict[str, object]:
     """Render, write and describe one image (runs in a worker)."""
     rng = np.random.default_rng([job.seed, job.index])
     params = draw_params(rng, job.patient)
-    image, masks = render(rng, job.patient, params, job.size, job.channels)
+    image, masks, skin = render(rng, job.patient, params, job.size, job.channels)
     masks = mark_unannotated(rng, masks, job.size / 256.0)
     p = job.patient
     row: dict[str, object] = {
@@ -115,6 +115,9 @@ def _make_one(job: _Job) -> dict[str, object]:
             predictor=True,
             **contig,
         )
+    if job.write_masks:  # where the photo shows skin (1) or not (0): trains and tests skin models
+        row["skin_mask"] = f"masks/{job.image_id}_skin.png"
+        cv2.imwrite(str(job.out / row["skin_mask"]), skin)
     for sign, mask in zip(SIGNS, masks, strict=True):
         if job.write_masks:
             row[f"mask_{sign}"] = f"masks/{job.image_id}_{sign}.png"
@@ -193,7 +196,7 @@ def generate(
 def _write_manifest(path: Path, rows: list[dict[str, object]], image_level_only: bool) -> None:
     cols = ["id", "image", "patient_id", "age", "sex", "fitzpatrick"]
     if not image_level_only:
-        cols += [f"mask_{s}" for s in SIGNS]
+        cols += [f"mask_{s}" for s in SIGNS] + ["skin_mask"]
     cols += [f"score_{s}" for s in SIGNS]
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=cols, lineterminator="\n")

@@ -16,6 +16,9 @@ from model.synth import signs as sg
 from model.synth import skin as sk
 
 RGB_SIGNS = list(sg.SIGNS)
+# What may fill the part of a photo that is not skin: clothing, a table, or skin covered by
+# hair (scalp, beard): not skin to score, and the skin model must learn to leave it out.
+BACKGROUNDS = ("fabric", "table", "hair")
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class SampleParams:
     """What one image shows, drawn once by `draw_params`."""
 
     severities: tuple[int, int, int, int]  # peak level 0..3 per sign in `SIGNS` order
-    background: str | None  # None, "fabric" (clothing) or "table"
+    background: str | None  # None, "fabric" (clothing), "table" or "hair" (a hair-covered region)
     hair_count: int
     hair_direction: float  # radians
     line_angles: tuple[float, ...]  # orientations of the skin-line families, radians
@@ -80,7 +83,7 @@ def draw_patient(rng: np.random.Generator, patient_id: str) -> Patient:
 def draw_params(rng: np.random.Generator, patient: Patient) -> SampleParams:
     """Severity of each sign independently (0..3, any combination), background, hair."""
     sev = tuple(int(v) for v in rng.choice(4, size=4, p=[0.28, 0.24, 0.24, 0.24]))
-    background = None if rng.random() < 0.65 else str(rng.choice(["fabric", "table"]))
+    background = None if rng.random() < 0.65 else str(rng.choice(BACKGROUNDS))
     # Terminal hair: dense on men, sparse and fine on women, little before puberty.
     mean = 55.0 if patient.sex == "M" else 8.0
     if patient.age < 13:
@@ -103,8 +106,9 @@ def line_depth(age: float) -> float:
 
 def render(
     rng: np.random.Generator, patient: Patient, params: SampleParams, size: int, channels: int = 3
-) -> tuple[np.ndarray, np.ndarray]:
-    """One sample: image (H, W, C) uint8 and masks (signs, H, W) uint8 on 0..3 (no 255 yet)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One sample: image (H, W, C) uint8, masks (signs, H, W) uint8 on 0..3 (no 255 yet) and
+    the skin mask (H, W) uint8, 1 = skin, 0 = background, clothing or hair-covered."""
     h = w = size
     s = size / 256.0
     if params.background:
@@ -177,7 +181,10 @@ def render(
     if params.background:
         near = np.exp(-np.clip(dist, 0, None) / (14 * s))  # the limb curves away at its edge
         rgb *= (1 - 0.45 * near)[..., None]
-        bg = sk.background(rng, h, w, s, params.background)
+        if params.background == "hair":  # the same skin under a dense mat of hair
+            bg = sk.hair_mat(rng, rgb, s, params.hair_direction, hair_col)
+        else:
+            bg = sk.background(rng, h, w, s, params.background)
         bg *= (1 - 0.4 * np.exp(-np.clip(-dist, 0, None) / (8 * s)))[..., None]  # cast shadow
         alpha = np.clip(dist / max(0.6, 1.3 * s) + 0.5, 0, 1)[..., None]
         rgb = rgb * alpha + bg * (1 - alpha)
@@ -188,8 +195,9 @@ def render(
         rgb = cv2.GaussianBlur(rgb, (0, 0), rng.uniform(0.3, 0.7) * max(s, 0.5))
     rgb += 0.008 * rng.standard_normal(rgb.shape, dtype=np.float32)
     rgb8 = np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+    skin = (dist > 0).astype(np.uint8)  # alpha >= 0.5: where the photo shows skin
     if channels == 3:
-        return rgb8, masks
+        return rgb8, masks, skin
 
     # Extra channels, drawn last so the RGB picture is the same for any channel count.
     lum = rgb8.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) / 255
@@ -221,4 +229,4 @@ def render(
                 0.5 + 0.12 * sk.fractal(rng, h, w, cell, 3) + 0.03 * sk.noise(rng, h, w, 1.0)
             )
         planes.append(np.clip(extra[name] * 255 + 0.5, 0, 255).astype(np.uint8))
-    return np.stack(planes, axis=-1), masks
+    return np.stack(planes, axis=-1), masks, skin

@@ -155,6 +155,22 @@ def hair(
     return alpha * min(1.0, 0.35 + 0.65 * scale)  # sub-pixel hairs at small sizes read fainter
 
 
+def hair_mat(
+    rng: np.random.Generator, skin: np.ndarray, scale: float, direction: float, colour: np.ndarray
+) -> np.ndarray:
+    """Skin covered by dense hair (scalp, beard), (H, W, 3) float32: `skin` (H, W, 3) shaded
+    under long strands of `colour` that hide most of it."""
+    h, w = skin.shape[:2]
+    count = int(rng.uniform(900, 1500) * (h * w) / 256**2)
+    alpha = np.zeros((h, w), np.float32)
+    for _ in range(2):  # two layers: strands cross
+        alpha = np.maximum(alpha, hair(rng, h, w, count // 2, scale * 1.3, direction + rng.normal(0, 0.3)))
+    alpha = np.clip(alpha * 1.6, 0, 1)
+    shade = (0.75 + 0.5 * noise(rng, h, w, 2.0 * scale))[..., None]  # strands catch the light unevenly
+    under = skin * 0.55  # shadowed by the hair above
+    return under + (colour[None, None, :] * shade - under) * alpha[..., None]
+
+
 def skin_edge(rng: np.random.Generator, h: int, w: int, scale: float) -> np.ndarray:
     """Signed distance in px to a wavy skin border (> 0 on skin), (H, W) float32."""
     yy, xx = grid(h, w)

@@ -30,7 +30,7 @@ from model.data.scores import easi_scores, mask_scores
 from model.data.trainset import CachedExamples, SeverityDataset, eval_batches
 from model.nets.unet import DermSevNet
 from model.scoring.metrics import SignAccumulator, mean_over_signs
-from model.training.losses import image_mae, masked_mae
+from model.training.losses import image_mae, masked_mae, skin_bce
 
 DEFAULT_EPOCHS = 30  # when neither --epochs nor --max-minutes is given
 
@@ -87,11 +87,16 @@ def drop_channels(x: torch.Tensor, p: float, gen: torch.Generator | None = None)
 
 
 def compute_loss(net: DermSevNet, batch: dict, supervision: str, image_weight: float, sparsity: float,
-                 region_weight: float = 0.0, sign_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-    raw = net(batch["image"], batch["age"], batch["sex"], raw=True)
+                 region_weight: float = 0.0, sign_weights: torch.Tensor | None = None,
+                 skin_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
+    out = net(batch["image"], batch["age"], batch["sex"], raw=True)
+    raw = out[:, : net.cfg.n_signs]
     maps = raw.clamp(0.0, net.cfg.max_score)
-    zero = raw.sum() * 0
-    pix, img = zero, zero
+    zero = out.sum() * 0
+    pix, img, skin = zero, zero, zero
+    if net.cfg.skin_head and "skin" in batch:
+        # skin vs background/clothing/hair: binary cross-entropy on the pixels whose skin is known
+        skin = skin_bce(out[:, net.cfg.n_signs :], batch["skin"])
     if supervision in ("auto", "pixel"):
         pix, _ = masked_mae(raw, batch["masks"], sign_weights)
         if region_weight > 0:
@@ -105,10 +110,10 @@ def compute_loss(net: DermSevNet, batch: dict, supervision: str, image_weight: f
         if use.any():
             pooled = net.pool(maps, batch["valid"])
             img, _ = image_mae(pooled, batch["scores"], use, sign_weights)
-    loss = pix + image_weight * img
+    loss = pix + image_weight * img + skin_weight * skin
     if net.mixing is not None and sparsity > 0:
         loss = loss + sparsity * net.mixing.entropy()
-    return loss, {"pixel": float(pix.detach()), "image": float(img.detach())}
+    return loss, {"pixel": float(pix.detach()), "image": float(img.detach()), "skin": float(skin.detach())}
 
 
 @torch.no_grad()
@@ -118,12 +123,18 @@ def evaluate_indices(net: DermSevNet, cache: CachedExamples, indices: list[int],
     spec = cache.spec
     acc = {s: SignAccumulator(spec.thresholds) for s in spec.signs}
     device = next(net.parameters()).device
+    skin_hits = np.zeros(2)  # (2 |pred & truth|, |pred| + |truth|) over known skin pixels
     for batch in eval_batches(cache, indices, batch_size):
         with autocast(precision, device):
-            maps = net(batch["image"].to(device).contiguous(memory_format=torch.channels_last),
-                       batch["age"].to(device), batch["sex"].to(device))
-        maps = maps.float().cpu().numpy()
+            out = net(batch["image"].to(device).contiguous(memory_format=torch.channels_last),
+                      batch["age"].to(device), batch["sex"].to(device))
+        out = out.float().cpu().numpy()
+        maps = out[:, : len(spec.signs)]
         valid = batch["valid"].numpy()[:, 0]
+        if net.cfg.skin_head and "skin" in batch:
+            truth, known = batch["skin"].numpy() == 1, batch["skin"].numpy() != IGNORE
+            pred = out[:, len(spec.signs):] >= 0.5
+            skin_hits += (2 * (pred & truth & known).sum(), (pred & known).sum() + (truth & known).sum())
         for b in range(maps.shape[0]):
             scores = easi_scores(maps[b], valid[b], spec.thresholds[0])
             for k, sign in enumerate(spec.signs):
@@ -132,7 +143,10 @@ def evaluate_indices(net: DermSevNet, cache: CachedExamples, indices: list[int],
                 acc[sign].add(maps[b, k][valid[b]], batch["masks"][b, k].numpy()[valid[b]] if has else None,
                               scores[k], None if math.isnan(truth) else truth)
     per_sign = {s: a.result() for s, a in acc.items()}
-    return {"per_sign": per_sign, "mean": mean_over_signs(per_sign)}
+    out = {"per_sign": per_sign, "mean": mean_over_signs(per_sign)}
+    if skin_hits[1] > 0:
+        out["skin_dice"] = float(skin_hits[0] / skin_hits[1])
+    return out
 
 
 def _criterion(metrics: dict) -> float:
@@ -203,7 +217,7 @@ def fit(
             batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
             with autocast(precision, device):
                 loss, parts = compute_loss(net, batch, cfg.supervision, cfg.image_loss_weight, cfg.mixing_sparsity,
-                                           cfg.region_loss_weight, sign_weights)
+                                           cfg.region_loss_weight, sign_weights, cfg.skin_loss_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -218,7 +232,8 @@ def fit(
         metrics = evaluate_indices(net, cache, val_idx, precision)
         crit = _criterion(metrics)
         res.history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else None,
-                            "val": metrics["mean"]})
+                            "val": metrics["mean"],
+                            **({"val_skin_dice": metrics["skin_dice"]} if "skin_dice" in metrics else {})})
         res.epochs_run = epoch + 1
         res.images_per_s = seen / busy if busy else None
         improved = crit < best - 1e-4
@@ -226,7 +241,9 @@ def fit(
             m = metrics["mean"]
             tqdm.write(f"{desc} epoch {epoch + 1}: loss {res.history[-1]['train_loss']:.4f} "
                        f"val pixel_mae {_fmt(m['pixel_mae'])} image_mae {_fmt(m['image_mae'])} "
-                       f"qwk {_fmt(m['qwk'])}{' *' if improved else ''}")
+                       f"qwk {_fmt(m['qwk'])}"
+                       + (f" skin_dice {_fmt(metrics['skin_dice'])}" if "skin_dice" in metrics else "")
+                       + (" *" if improved else ""))
         if improved:
             best, bad, res.best_epoch, res.val_metrics = crit, 0, epoch + 1, metrics
             best_state = copy.deepcopy(net.state_dict())

@@ -1,4 +1,4 @@
-"""Training losses: masked per-pixel MAE and image-level MAE on pooled scores."""
+"""Training losses: masked per-pixel MAE, image-level MAE on pooled scores, skin cross-entropy."""
 
 from __future__ import annotations
 
@@ -38,3 +38,15 @@ def image_mae(pooled: Tensor, scores: Tensor, use: Tensor, weights: Tensor | Non
     use = use & torch.isfinite(scores)
     err = (pooled.float() - torch.nan_to_num(scores)).abs()
     return _weighted_mean(err, use, weights), use.sum()
+
+
+def skin_bce(logits: Tensor, target: Tensor) -> Tensor:
+    """Binary cross-entropy of the skin channel over pixels whose skin is known.
+
+    logits: (B, 1, H, W) float; target: (B, 1, H, W) uint8, 1 skin, 0 not skin, IGNORE unknown.
+    The loss is 0 (with a graph) when no pixel is known.
+    """
+    known = target != IGNORE
+    err = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits.float(), (target == 1).float(), reduction="none")
+    return _weighted_mean(err, known, None)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.data.colour import reference_for_channels
 from model.data.dataset import Dataset, load_dataset
 from model.data.padding import MULTIPLE, is_multiple
 from model.data.splits import assign_splits, group_kfold
@@ -79,6 +80,11 @@ class TrainConfig:
     # Per-sign weight of every loss term, {sign: w} (unlisted signs 1): more of the network's
     # capacity for a sign that is harder to see. Early stopping still uses the plain mean MAE.
     sign_loss_weights: dict[str, float] | None = None
+    # A skin output channel (skin vs background, clothing, hair) trained on the manifest's
+    # skin_mask column: auto = when the dataset has skin masks. The affected area is then a
+    # fraction of the skin the network sees (and the colour check agrees with).
+    skin_head: str = "auto"
+    skin_loss_weight: float = 0.5
     half_weights: bool = False
     val_frac: float = 0.15
     test_frac: float = 0.15
@@ -90,6 +96,9 @@ class TrainConfig:
             (self.augment in ("none", "geometric", "full"), "--augment must be none, geometric or full"),
             (self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}"),
             (self.mixing in ("auto", "on", "off"), "mixing must be auto, on or off"),
+            (self.skin_head in ("auto", "on", "off"), "skin_head must be auto, on or off"),
+            (isinstance(self.skin_loss_weight, (int, float)) and 0 <= self.skin_loss_weight < math.inf,
+             "skin_loss_weight must be a non-negative number"),
             (self.epochs is None or self.epochs >= 1, "--epochs must be at least 1"),
             (0 <= self.min_progress <= 1, "min_progress must be between 0 and 1"),
             (3 <= self.encoder_depth <= 5, "encoder_depth must be 3, 4 or 5"),
@@ -137,6 +146,14 @@ def pick_precision(requested: str) -> str:
     return auto_precision() if requested == "auto" else requested
 
 
+def wants_skin(ds: Dataset, cfg: TrainConfig) -> bool:
+    """Whether this run trains a skin channel (refused when asked for without skin masks)."""
+    has = any(r.skin_mask is not None for r in ds.records)
+    if cfg.skin_head == "on" and not has:
+        raise DermsevError(f"{ds.root}: skin_head on needs a skin_mask column in manifest.csv, and it has none")
+    return cfg.skin_head == "on" or (cfg.skin_head == "auto" and has)
+
+
 def net_config(ds: Dataset, cfg: TrainConfig, mean: list[float], std: list[float]) -> NetConfig:
     mixing = cfg.mixing == "on" or (cfg.mixing == "auto" and len(ds.spec.channels) > 3)
     return NetConfig(
@@ -151,6 +168,7 @@ def net_config(ds: Dataset, cfg: TrainConfig, mean: list[float], std: list[float
         mil_pool=cfg.mil_pool,
         mean=tuple(mean),
         std=tuple(std),
+        skin_head=wants_skin(ds, cfg),
     )
 
 
@@ -185,13 +203,18 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
         raise DermsevError("--crop-size needs a mask for every sign of every image (image-level scores describe the whole image)")
     precision = pick_precision(cfg.precision)
     torch.manual_seed(cfg.seed)
-    cache = CachedExamples(recs, ds.spec, cfg.image_size)
+    cache = CachedExamples(recs, ds.spec, cfg.image_size, with_skin=wants_skin(ds, cfg))
     mean, std = cache.channel_stats()
+    if start_net is not None:  # fine-tuning keeps the start network's input normalisation
+        mean, std = list(start_net.cfg.mean), list(start_net.cfg.std)
     ncfg = net_config(ds, cfg, mean, std)
-    if start_net is not None and start_net.cfg.to_dict() != ncfg.to_dict():
+    if start_net is not None:
         theirs = start_net.cfg.to_dict()
-        diff = sorted(k for k, v in ncfg.to_dict().items() if theirs.get(k) != v)
-        raise DermsevError(f"init_from {cfg.init_from}: its network differs from this run's in {diff}")
+        # a skin channel may be added to a network that had none (its other weights kept)
+        diff = sorted(k for k, v in ncfg.to_dict().items()
+                      if theirs.get(k) != v and not (k == "skin_head" and v and not theirs.get(k)))
+        if diff:
+            raise DermsevError(f"init_from {cfg.init_from}: its network differs from this run's in {diff}")
 
     fold_results: list[dict] = []
     if cfg.folds:
@@ -219,12 +242,16 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
     if fold_results:
         summary_base["cross_validation"] = {"folds": fold_results, "summary": _fold_summary(fold_results)}
 
+    white_reference = reference_for_channels(cache.images, ds.spec.channels)
+
     def write(net: DermSevNet, res: FitResult) -> None:
         summary = {**summary_base, "epochs_run": res.epochs_run, "best_epoch": res.best_epoch,
                    "val_metrics": res.val_metrics, "history": res.history,
                    "minutes": round((time.monotonic() - start) / 60, 2),
                    "train_images_per_s": res.images_per_s}
         config = model_config(ds, cfg, ncfg, summary)
+        if white_reference:  # grey-world white balance moves photos towards this colour
+            config["input"]["white_reference"] = white_reference
         if net.mixing is not None:  # learned channel importance, for the card and `explain`
             imp = net.channel_importance().detach().tolist()
             config["channel_importance"] = normalise(imp, ds.spec.channels)
@@ -242,10 +269,20 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
 
 
 def _initial_network(ncfg: NetConfig, start: DermSevNet | None) -> DermSevNet:
-    """A fresh network, or one starting from `start`'s weights (the same network, checked by the caller)."""
+    """A fresh network, or one starting from `start`'s weights (the same network, checked by
+    the caller; a skin channel `start` lacks keeps its fresh initial weights)."""
     net = DermSevNet(ncfg)
-    if start is not None:
-        net.load_state_dict(start.state_dict())
+    if start is None:
+        return net
+    state = start.state_dict()
+    if ncfg.skin_head and not start.cfg.skin_head:
+        own = net.state_dict()
+        for key, value in state.items():
+            if own[key].shape != value.shape:  # the head's last conv: the sign rows come from `start`
+                grown = own[key].clone()
+                grown[: value.shape[0]] = value
+                state[key] = grown
+    net.load_state_dict(state)
     return net
 
 

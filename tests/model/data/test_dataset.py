@@ -339,3 +339,24 @@ def test_synth_dataset_loads(synth_dataset: Path) -> None:
     assert len(ds.records) == 16
     assert all(r.fitzpatrick in range(1, 7) for r in ds.records)
     assert len({r.patient_id for r in ds.records}) < 16  # several images per patient
+
+
+def test_skin_mask_column_is_read_and_checked(tmp_path: Path) -> None:
+    import cv2
+
+    from model.data.dataset import load_skin
+    from model.synth.generator import generate
+
+    root = generate(tmp_path / "ds", n=4, size=32, seed=2, workers=1)
+    ds = load_dataset(root)
+    rec = ds.records[0]
+    assert rec.skin_mask is not None and set(np.unique(load_skin(rec, (32, 32)))) <= {0, 1}
+    rec.skin_mask = None
+    assert (load_skin(rec, (5, 7)) == 255).all() and load_skin(rec, (5, 7)).shape == (5, 7)
+    bad = np.full((32, 32), 2, np.uint8)
+    cv2.imwrite(str(root / "masks" / "img0002_skin.png"), bad)
+    with pytest.raises(DermsevError, match=r"skin mask value 2 is not 0 \(not skin\), 1 \(skin\) or 255"):
+        load_dataset(root)
+    cv2.imwrite(str(root / "masks" / "img0002_skin.png"), np.ones((16, 32), np.uint8))
+    with pytest.raises(DermsevError, match="skin_mask img0002_skin.png: mask is 32x16, image is 32x32"):
+        load_dataset(root)

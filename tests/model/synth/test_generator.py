@@ -49,7 +49,7 @@ def test_layout_follows_spec(rgb_set: Path):
     assert meta["synthetic"] is True
     rows = rows_of(rgb_set)
     assert len(rows) == 10
-    assert list(rows[0]) == BASE_COLS + [f"mask_{s}" for s in SIGNS] + [f"score_{s}" for s in SIGNS]
+    assert list(rows[0]) == BASE_COLS + [f"mask_{s}" for s in SIGNS] + ["skin_mask"] + [f"score_{s}" for s in SIGNS]
     assert len({r["id"] for r in rows}) == 10
     for r in rows:
         image = np.asarray(Image.open(rgb_set / r["image"]))
@@ -61,6 +61,35 @@ def test_layout_follows_spec(rgb_set: Path):
             assert mask.shape == (72, 72) and mask.dtype == np.uint8
             assert set(np.unique(mask)) <= {0, 1, 2, 3, 255}
             assert (mask != 255).mean() > 0.7  # most pixels annotated
+
+
+def test_skin_masks_leave_out_background_clothing_and_hair(tmp_path: Path):
+    from model.synth.generator import plan_patients
+    from model.synth.render import BACKGROUNDS, draw_params, render
+
+    ds = generate(tmp_path / "ds", n=40, size=64, seed=11, workers=1)
+    fractions = []
+    for r in rows_of(ds):
+        skin = np.asarray(Image.open(ds / r["skin_mask"]))
+        assert skin.shape == (64, 64) and set(np.unique(skin)) <= {0, 1}
+        for sign in SIGNS:  # lesions only on skin
+            mask = np.asarray(Image.open(ds / r[f"mask_{sign}"]))
+            assert not ((mask >= 1) & (mask != 255) & (skin == 0)).any()
+        fractions.append(skin.mean())
+    assert min(fractions) < 0.9 and max(fractions) == 1.0  # some photos show a background, most do not
+    # every kind of background is drawn, and a hair-covered region is darker than the skin beside it
+    seen, checked = set(), 0
+    for i, patient in enumerate(plan_patients(11, 400)):
+        rng = np.random.default_rng([11, i])
+        params = draw_params(rng, patient)
+        seen.add(params.background)
+        if params.background == "hair" and patient.hair_shade < 0.2 and checked < 3:  # dark hair
+            img, _, skin = render(rng, patient, params, 96)
+            lum = img.astype(np.float32).mean(axis=2)
+            assert lum[skin == 0].mean() < lum[skin == 1].mean()
+            checked += 1
+    assert checked == 3
+    assert seen == {None, *BACKGROUNDS}
 
 
 def test_several_images_per_patient(rgb_set: Path):
@@ -126,7 +155,7 @@ def test_extra_channels_carry_the_declared_signs():
     rng = np.random.default_rng(0)
     params = draw_params(rng, patient)
     params = type(params)((3, 0, 0, 0), None, 0, 0.0, params.line_angles)
-    image, masks = render(rng, patient, params, 96, channels=6)
+    image, masks, _ = render(rng, patient, params, 96, channels=6)
     ery = masks[0] > 0
     assert ery.any() and (~ery).any()
     cp, noise = image[..., 3].astype(float), image[..., 5].astype(float)
@@ -189,7 +218,7 @@ def _line_strength(age: int, seed: int) -> float:
     rng = np.random.default_rng([seed, age])
     p = draw_params(rng, patient)
     p = type(p)((0, 0, 0, 0), None, 0, p.hair_direction, p.line_angles)
-    image, _ = render(rng, patient, p, 128)
+    image = render(rng, patient, p, 128)[0]
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     return float(np.abs(gray - cv2.GaussianBlur(gray, (0, 0), 2.0)).mean())
 

@@ -58,8 +58,11 @@ def test_run_writes_a_loadable_model_dir(two_epoch_run, synth_dataset: Path) -> 
     for sign in spec.signs:
         assert sign in card
     with torch.no_grad():
-        maps = net(torch.rand(1, 3, 64, 64))
-    assert maps.shape == (1, 4, 64, 64)
+        out = net(torch.rand(1, 3, 64, 64))
+    # the synthetic data has skin masks, so the network learned a skin channel after the signs
+    assert config["network"]["skin_head"] is True and out.shape == (1, 5, 64, 64)
+    assert 0 <= float(out[:, 4].min()) and float(out[:, 4].max()) <= 1
+    assert "val_skin_dice" in summary["history"][-1]
 
 
 def test_config_json_records_validation_metrics(two_epoch_run) -> None:
@@ -305,7 +308,8 @@ def test_sign_loss_weights_steer_the_gradient(synth_dataset: Path, tmp_path: Pat
                                                      **TINY), progress=False)
     after = load_network(tmp_path / "w")[0].head[0].weight.detach()
     assert not torch.equal(after[0], seen["head"][0])
-    assert torch.equal(after[1:], seen["head"][1:])
+    assert torch.equal(after[1:4], seen["head"][1:4])  # the 0-weighted signs (row 4 is skin, trained)
+    assert not torch.equal(after[4], seen["head"][4])
     with pytest.raises(DermsevError, match=r"sign_loss_weights: \['itch'\] not among"):
         train(synth_dataset, tmp_path / "x", TrainConfig(epochs=1, sign_loss_weights={"itch": 2.0}, **TINY),
               progress=False)
