@@ -187,6 +187,7 @@ def fit(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     res = FitResult(net=net)
     best, best_state, bad, first_epoch = math.inf, None, 0, 0
+    last_save = -math.inf
     ckpt = checkpoint / "checkpoint.pt" if checkpoint else None
     if resume and ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=True)
@@ -244,10 +245,14 @@ def fit(
                        f"qwk {_fmt(m['qwk'])}"
                        + (f" skin_dice {_fmt(metrics['skin_dice'])}" if "skin_dice" in metrics else "")
                        + (" *" if improved else ""))
+        # Writing the best model and the checkpoint costs about a second for a resnet18 (the
+        # checkpoint is 200 MB): at most every save_every_minutes (and after the first epoch),
+        # so small runs train instead of writing; a killed run loses at most that much.
+        due = epoch == first_epoch or time.monotonic() - last_save >= cfg.save_every_minutes * 60
         if improved:
             best, bad, res.best_epoch, res.val_metrics = crit, 0, epoch + 1, metrics
             best_state = copy.deepcopy(net.state_dict())
-            if on_best is not None:
+            if on_best is not None and due:
                 on_best(net, res)
         else:
             bad += 1
@@ -256,7 +261,8 @@ def fit(
         done = max((epoch + 1) / epochs if epochs else 0.0, clock() or 0.0)
         out_of_time = deadline is not None and time.monotonic() > deadline
         stop = (bad >= cfg.patience and done >= cfg.min_progress) or out_of_time
-        if ckpt is not None:
+        if ckpt is not None and due:
+            last_save = time.monotonic()
             _save_checkpoint(ckpt, {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                                     "best": best, "bad": bad, "epoch": epoch + 1, "history": res.history,
                                     "best_state": best_state, "best_epoch": res.best_epoch})

@@ -86,6 +86,9 @@ class TrainConfig:
     skin_head: str = "auto"
     skin_loss_weight: float = 0.5
     half_weights: bool = False
+    # The best model so far and the resume checkpoint are written at most this often (and
+    # after the first epoch); the final model is always written at the end.
+    save_every_minutes: float = 1.0
     val_frac: float = 0.15
     test_frac: float = 0.15
 
@@ -97,6 +100,8 @@ class TrainConfig:
             (self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}"),
             (self.mixing in ("auto", "on", "off"), "mixing must be auto, on or off"),
             (self.skin_head in ("auto", "on", "off"), "skin_head must be auto, on or off"),
+            (isinstance(self.save_every_minutes, (int, float)) and self.save_every_minutes >= 0,
+             "save_every_minutes must be a number >= 0"),
             (isinstance(self.skin_loss_weight, (int, float)) and 0 <= self.skin_loss_weight < math.inf,
              "skin_loss_weight must be a non-negative number"),
             (self.epochs is None or self.epochs >= 1, "--epochs must be at least 1"),
