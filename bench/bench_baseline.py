@@ -192,7 +192,9 @@ def run_product(root: Path, out: Path, cmd: list[str], threads: int, moved: bool
     (out.parent / f"{out.name}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode:
         raise SystemExit(f"product training failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
-    p = load_model(out, backend="torch-fp32")
+    # no white balance: the tasks' labels live in absolute colour, and the bare U-Net sees the
+    # pixels as they are (grey-world balance moved the colour task's test cells across bins)
+    p = load_model(out, backend="torch-fp32", white_balance="none")
     ds = load_dataset(root)
     recs = ds.subset("test")
     truth = [np.stack(load_example(rec, ds.spec)[1]) for rec in recs]
