@@ -79,6 +79,9 @@ def add_test_metrics(model_dir, metrics_json) -> None:
     for name, m in [*res["per_sign"].items(), ("mean", res["mean"])]:
         lines.append(f"| {name} | {_f(m.get('pixel_mae'))} | {_f(m.get('pixel_accuracy'))} | {_f(m.get('image_mae'))} | "
                      f"{_f(m.get('image_accuracy'))} | {_f(m.get('qwk'))} | {_f(m.get('affected_dice'))} |")
+    skin = res.get("skin") or {}
+    if skin.get("dice") is not None:
+        lines += ["", f"Skin (what the affected area is a fraction of) against the true skin masks: Dice {skin['dice']:.3f}."]
     if "by_fitzpatrick" in res:
         lines += ["", "| Fitzpatrick type | images | pixel MAE | image MAE | QWK |", "|---|---|---|---|---|"]
         for t, m in res["by_fitzpatrick"].items():
