@@ -5,7 +5,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_OFFLINE=1 \
     NO_ALBUMENTATIONS_UPDATE=1 \
-    DERMSEV_DATA=/data
+    DERMSEV_DATA=/data \
+    DERMSEV_READY_FILE=/tmp/dermsev.ready
 
 RUN apt-get update && apt-get install -y --no-install-recommends curl libgl1 libglib2.0-0 \
     && rm -rf /var/lib/apt/lists/*
@@ -25,6 +26,8 @@ RUN useradd --create-home dermsev && mkdir -p /data && chown dermsev /data
 USER dermsev
 VOLUME ["/data"]
 EXPOSE 8501
+# Healthy only once the model is loaded: dashboard.serve writes the ready file after loading
+# it and before the server starts (and removes it on exit).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD curl --fail http://localhost:8501/_stcore/health || exit 1
-CMD ["streamlit", "run", "dashboard/app.py", "--server.address=0.0.0.0", "--server.port=8501"]
+    CMD test -f /tmp/dermsev.ready && curl --fail http://localhost:8501/_stcore/health || exit 1
+CMD ["python", "-m", "dashboard.serve", "--server.address=0.0.0.0", "--server.port=8501"]

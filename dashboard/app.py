@@ -12,23 +12,28 @@ import functools
 import sqlite3
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard import charts, easi, figures, report, scoring, tables, view_explain, view_mask
 from dashboard.assessment import DISCLAIMER, check_pseudonym, check_sex
 from dashboard.easi import EASI_SIGNS, REGION_LABELS, REGIONS, compute_easi, easi_sign
 from dashboard.figures import PLOTLY_CONFIG
 from dashboard.history import HistoryStore
+from dashboard.inference_queue import QueuedPredictor, shared_queue
 from dashboard.view_history import history_view, score_columns
+from model.inference import check_age
 
 SEX_LABELS = {"unknown": "unknown", "F": "female", "M": "male"}
 
 
 @st.cache_resource(show_spinner="Loading the model...")
 def get_predictor(model_dir: str):
-    """The one shared, read-only resource: a loaded model ("" = the bundled demo)."""
+    """The one shared, read-only resource: a loaded model ("" = the bundled demo), the one
+    `python -m dashboard.serve` loaded before the server started when there is one."""
+    from dashboard.serve import preloaded
     from model.inference import load_model
 
-    return load_model(model_dir or None)
+    return preloaded(model_dir) or load_model(model_dir or None)
 
 
 def sidebar():
@@ -68,7 +73,8 @@ def patient_form(predictor):
         c = st.columns([2, 1.3, 1.2, 1.3, 1.5])
         c[0].text_input("Patient pseudonym", key="pseudonym", placeholder="e.g. PT-0042",
                         help="A study or clinic code. Never the patient's name.")  # fmt: skip
-        c[1].number_input("Age (years)", key="age", value=None, step=1.0, format="%g")
+        c[1].number_input("Age (years)", key="age", value=None, step=1.0, format="%g",
+                          placeholder="unknown", help="Leave empty if unknown.")  # fmt: skip
         c[2].selectbox("Sex", list(SEX_LABELS), key="sex", format_func=SEX_LABELS.get)
         c[3].date_input("Visit date", key="visit_date", value=dt.date.today())
         c[4].selectbox("Body region", REGIONS, key="region", format_func=REGION_LABELS.get)
@@ -82,7 +88,7 @@ def patient_form(predictor):
 def score_batch(predictor):
     s = st.session_state
     problems = []
-    for check, value in ((check_pseudonym, s.pseudonym), (easi.required_age, s.age)):
+    for check, value in ((check_pseudonym, s.pseudonym), (check_age, s.age)):  # age may be unknown
         try:
             check(value)
         except ValueError as exc:
@@ -94,12 +100,23 @@ def score_batch(predictor):
         st.error(msg)
     if problems:
         return
-    bar = st.progress(0.0, text="Scoring...")
+    bar, done = st.progress(0.0, text="Scoring..."), [0.0]
     files = [(f.name, f.getvalue()) for f in s.uploads]
+
+    def waiting(ahead):  # while this session's photo waits in the server's one queue
+        if ahead:
+            bar.progress(done[0], text=f"Waiting: {ahead} photo{'s' if ahead > 1 else ''} ahead of yours")
+
+    def progress(i, n, name):
+        done[0] = i / n
+        bar.progress(i / n, text=f"Scoring {name} ({i + 1}/{n})")
+
+    ctx = get_script_run_ctx()
+    queued = QueuedPredictor(predictor, shared_queue(), ctx.session_id if ctx else "local", on_wait=waiting)
     batch = scoring.score_files(
-        predictor, files, age=s.age, sex=check_sex(s.sex),
+        queued, files, age=s.age, sex=check_sex(s.sex),
         region=s.region, tta=s.tta,
-        on_progress=lambda i, n, name: bar.progress(i / n, text=f"Scoring {name} ({i + 1}/{n})"),
+        on_progress=progress,
     )  # fmt: skip
     bar.empty()
     s.upload_errors = batch.errors
@@ -194,9 +211,11 @@ def easi_helper(a):
     values = {f"{r}:{g}": s[f"easi:{r}:{g}"] for r in REGIONS for g in EASI_SIGNS}
     areas = {r: s[f"easi_area:{r}"] for r in REGIONS}
     a.easi = compute_easi(scoring.easi_inputs(values, areas), a.age)
-    group = "under 8 years" if a.easi.age_group == "child" else "8 years and over"
+    if a.easi.age_assumed:
+        st.info("Age unknown: EASI uses the region weights for 8 years and over. "
+                "For a child under 8, enter the age and score again.")  # fmt: skip
     c = st.columns(6)
-    c[0].metric(f"EASI (0-{easi.MAX_EASI:g})", f"{a.easi.total:.1f}", help=f"Weights for {group}.")
+    c[0].metric(f"EASI (0-{easi.MAX_EASI:g})", f"{a.easi.total:.1f}", help=a.easi.weights_note.capitalize() + ".")
     c[1].metric("Severity band", a.easi.band, help="Leshem et al. 2015")
     for col, region in zip(c[2:], REGIONS, strict=True):
         col.metric(REGION_LABELS[region], f"{a.easi.regions[region].score:.2f}")

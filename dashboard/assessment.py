@@ -2,7 +2,8 @@
 
 Data flows one way: a model result -> `PhotoResult.from_prediction` -> `Assessment` ->
 report (CSV/JSON/PDF) and history (SQLite). Nothing here imports streamlit; from the model,
-only the patient checks (`model.inference.check_sex`, and `check_age` through EASI's age).
+only the patient checks (`model.inference.check_age`, `check_sex`). The age may be unknown
+(None): the model takes it as unknown, EASI uses the 8-and-over weights and says so.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dashboard.easi import REGIONS, EasiResult, required_age
-from model.inference import check_sex
+from dashboard.easi import REGIONS, EasiResult
+from model.inference import check_age, check_sex
 
 # The severity scale when nothing else is known (a model's config.json says its own).
 DEFAULT_MAX_SCORE = 3.0
@@ -166,7 +167,7 @@ class Assessment:
 
     pseudonym: str
     visit_date: dt.date
-    age: float
+    age: float | None  # years; None = unknown
     sex: str | None
     region: str
     photos: list[PhotoResult] = field(default_factory=list)
@@ -179,7 +180,7 @@ class Assessment:
 
     def __post_init__(self) -> None:
         self.pseudonym = check_pseudonym(self.pseudonym)
-        self.age = required_age(self.age)
+        self.age = check_age(self.age)
         self.sex = check_sex(self.sex)
         self.region = check_region(self.region)
         if isinstance(self.visit_date, str):
@@ -204,6 +205,11 @@ class Assessment:
     def scored_photos(self) -> list[PhotoResult]:
         """The photos whose scores count: all but failed photos the clinician did not confirm."""
         return [p for p in self.photos if p.labels_shown]
+
+    @property
+    def age_text(self) -> str:
+        """The age for people: '34 years', '7.5 years' or 'unknown'."""
+        return "unknown" if self.age is None else f"{self.age:g} years"
 
     def mean_scores(self) -> dict[str, float]:
         """{sign: mean score over the scored photos}: the visit's value for trends."""
@@ -244,7 +250,7 @@ class Assessment:
         return cls(
             pseudonym=data["pseudonym"],
             visit_date=dt.date.fromisoformat(data["visit_date"]),
-            age=data["age"],
+            age=data.get("age"),
             sex=data.get("sex"),
             region=data["region"],
             photos=[PhotoResult.from_dict(p) for p in data.get("photos", [])],

@@ -11,6 +11,9 @@ Conventions (Hanifin et al. 2001; bands from Leshem et al. 2015):
 - region score = (sum of the 4 intensities) x area score x region weight;
 - weights depend on age: 8 years and over 0.1/0.2/0.3/0.4, under 8 years 0.2/0.2/0.3/0.3
   (head_neck/upper_limbs/trunk/lower_limbs); total 0..72.
+- an unknown age (None) gets the weights for 8 years and over, the usual case in a clinic
+  that records no age, and says so (`EasiResult.age_assumed`, `weights_note`): the two
+  sets differ only for head/neck and lower limbs, so the page asks for the age of a child.
 
 Band edges: the published bands are written with one decimal (mild 1.1-7.0, moderate
 7.1-21.0, ...), leaving gaps such as 1.0 < x < 1.1 that real totals do fall into (EASI moves
@@ -26,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from model.errors import DermsevError
 from model.inference import check_age
 
 REGIONS: tuple[str, ...] = ("head_neck", "upper_limbs", "trunk", "lower_limbs")
@@ -111,26 +113,25 @@ def area_percent_range(score: int) -> tuple[int, int]:
     return AREA_RANGES[int(score)]
 
 
-def required_age(age: object) -> float:
-    """Age in years, checked by the model's rule (`model.inference.check_age`: 0..MAX_AGE).
+def age_group(age: object) -> str:
+    """ "child" (under 8 years) or "adult" (8 and over, or age unknown): which weights apply.
 
-    The model accepts an unknown age; EASI does not (its weights differ under 8 years), so a
-    missing one raises DermsevError (a ValueError) here.
+    age: years (checked by the model's rule, `model.inference.check_age`: 0..MAX_AGE) or None.
     """
     years = check_age(age)
-    if years is None:
-        raise DermsevError("age is needed for EASI (its weights differ under 8 years): enter it")
-    return years
+    return "child" if years is not None and years < CHILD_AGE_LIMIT else "adult"
 
 
-def age_group(age: float) -> str:
-    """ "child" (under 8 years) or "adult" (8 and over): which weights apply."""
-    return "child" if required_age(age) < CHILD_AGE_LIMIT else "adult"
-
-
-def region_weights(age: float) -> dict[str, float]:
-    """Region weights for an age in years: {region: weight}."""
+def region_weights(age: object) -> dict[str, float]:
+    """Region weights for an age in years (None: unknown, the 8-and-over weights)."""
     return dict(WEIGHTS_CHILD if age_group(age) == "child" else WEIGHTS_ADULT)
+
+
+def weights_note(age: float | None) -> str:
+    """Which weights an EASI used, in words: 'weights for 8 years and over (age unknown)'."""
+    if age is None:
+        return "weights for 8 years and over (age unknown: enter the age for a child under 8)"
+    return "weights for under 8 years" if age_group(age) == "child" else "weights for 8 years and over"
 
 
 def severity_band(total: float) -> str:
@@ -144,7 +145,7 @@ def severity_band(total: float) -> str:
     return BANDS[-1][1]  # pragma: no cover - unreachable after the range check
 
 
-def region_score(intensities: Mapping[str, float], area: int, region: str, age: float) -> float:
+def region_score(intensities: Mapping[str, float], area: int, region: str, age: float | None) -> float:
     """(sum of the 4 sign intensities) x area score x the region's weight for this age.
 
     intensities: {erythema, papulation, excoriation, lichenification: 0..3}; area: 0..6.
@@ -177,9 +178,12 @@ class RegionEasi:
 
 @dataclass(frozen=True)
 class EasiResult:
-    """Total EASI with its band, the age group used and the per-region breakdown."""
+    """Total EASI with its band, the age group used and the per-region breakdown.
 
-    age: float
+    age: years, or None when unknown (then age_group is "adult": the 8-and-over weights).
+    """
+
+    age: float | None
     age_group: str
     regions: dict[str, RegionEasi] = field(default_factory=dict)
     total: float = 0.0
@@ -194,6 +198,15 @@ class EasiResult:
             "regions": {name: r.to_dict() for name, r in self.regions.items()},
         }
 
+    @property
+    def age_assumed(self) -> bool:
+        """The age was unknown: the 8-and-over weights were used by default."""
+        return self.age is None
+
+    @property
+    def weights_note(self) -> str:
+        return weights_note(self.age)
+
     @classmethod
     def from_dict(cls, data: Mapping) -> EasiResult:
         """Rebuild (and re-check) from `to_dict` output: the score is recomputed."""
@@ -201,12 +214,16 @@ class EasiResult:
         return compute_easi(regions, data["age"])
 
 
-def compute_easi(regions: Mapping[str, tuple[Mapping[str, float], int]], age: float) -> EasiResult:
+def compute_easi(
+    regions: Mapping[str, tuple[Mapping[str, float], int]], age: float | None
+) -> EasiResult:
     """Total EASI from {region: (intensities, area score)}; regions left out count as 0.
 
-    Raises ValueError naming the allowed values for an unknown region or sign, an intensity
-    outside 0..3, an area score outside 0..6 or a missing or impossible age.
+    age: years, or None (unknown: the 8-and-over weights, see `weights_note`). Raises
+    ValueError naming the allowed values for an unknown region or sign, an intensity
+    outside 0..3, an area score outside 0..6 or an impossible age.
     """
+    age = check_age(age)
     group = age_group(age)
     weights = region_weights(age)
     out: dict[str, RegionEasi] = {}

@@ -251,6 +251,30 @@ def small_multiples(
     return fig
 
 
+def band_layer(
+    sign_map: np.ndarray,
+    shape: tuple[int, int],
+    max_score: float = DEFAULT_MAX_SCORE,
+    *,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    opacity: float = 0.5,
+) -> Image.Image:
+    """The severity bands alone as an RGBA image at `shape` (h, w): one flat colour and alpha
+    (band alpha x opacity) per band, as in `overlay_png`; "none" is fully transparent.
+
+    Laid over the photo (the PDF), it gives the same picture as `overlay_png` in a few kB:
+    flat bands deflate to almost nothing, and the photo is stored once, as JPEG.
+    """
+    if not 0 <= opacity <= 1:
+        raise ValueError(f"opacity must be between 0 and 1, got {opacity}")
+    labels = [str(i) for i in range(len(thresholds) + 1)]
+    check_bands(thresholds, labels, max_score)
+    band = np.digitize(_fit_map(sign_map, shape), thresholds)
+    rgba = np.array([(r, g, b, round(255 * a * opacity)) for r, g, b, a in band_colors(len(labels))],
+                    dtype=np.uint8)  # fmt: skip
+    return Image.fromarray(rgba[band], mode="RGBA")
+
+
 def overlay_png(
     image_rgb_uint8: np.ndarray,
     sign_map: np.ndarray,

@@ -78,7 +78,7 @@ def clean_image(image: np.ndarray | bytes | Image.Image, max_side: int = 2048) -
 class VisitSummary:
     id: int
     visit_date: dt.date
-    age: float
+    age: float | None  # None = unknown
     region: str
     n_photos: int
     easi_total: float | None

@@ -32,10 +32,9 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
+from reportlab.lib.utils import ImageReader
 from reportlab.platypus import (
-    Image as RLImage,
-)
-from reportlab.platypus import (
+    Flowable,
     KeepTogether,
     Paragraph,
     SimpleDocTemplate,
@@ -46,7 +45,7 @@ from reportlab.platypus import (
 
 from dashboard.assessment import Assessment
 from dashboard.easi import EASI_SIGNS, MAX_AREA_SCORE, MAX_EASI, REGION_LABELS
-from dashboard.figures import overlay_png
+from dashboard.figures import band_layer, downsample
 
 CSV_COLUMNS = [
     "record", "pseudonym", "visit_date", "age", "sex", "region", "photo", "sign", "score",
@@ -80,7 +79,7 @@ def csv_rows(assessment: Assessment) -> list[dict[str, str]]:
     common = {
         "pseudonym": a.pseudonym,
         "visit_date": a.visit_date.isoformat(),
-        "age": f"{a.age:g}",
+        "age": "" if a.age is None else f"{a.age:g}",  # blank = unknown, as in manifest.csv
         "sex": a.sex or "",
         "model_name": str(a.model.get("name", "")),
         "model_version": str(a.model.get("version", "")),
@@ -186,12 +185,31 @@ def _table(data: list[list], widths: list[float] | None = None) -> Table:
     return table
 
 
-def _png_flowable(image, width: float) -> RLImage:
+# Print size: a 4.2 cm map at 300 dpi is ~500 px; 640 px keeps detail for a zoomed screen.
+PDF_PHOTO_SIDE = 640
+PDF_JPEG_QUALITY = 85
+
+
+def photo_jpeg(image: np.ndarray, max_side: int = PDF_PHOTO_SIDE) -> ImageReader:
+    """A photo as a JPEG (embedded as is, DCT): the same bytes each time, so a PDF stores one copy."""
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    Image.fromarray(downsample(image, max_side)).save(buf, format="JPEG", quality=PDF_JPEG_QUALITY)
     buf.seek(0)
-    w, h = image.size
-    return RLImage(buf, width=width, height=width * h / w)
+    return ImageReader(buf)
+
+
+class _Layered(Flowable):
+    """A photo with an optional transparent band layer drawn over it, at `width` (points)."""
+
+    def __init__(self, photo: ImageReader, layer: Image.Image | None, width: float) -> None:
+        super().__init__()
+        w, h = photo.getSize()
+        self.photo, self.layer, self.width, self.height = photo, layer, width, width * h / w
+
+    def draw(self) -> None:
+        self.canv.drawImage(self.photo, 0, 0, self.width, self.height)
+        if self.layer is not None:  # palette PNG with per-band alpha: stored deflated
+            self.canv.drawImage(ImageReader(self.layer), 0, 0, self.width, self.height, mask="auto")
 
 
 def _overlay_row(a: Assessment, photo, styles) -> list:
@@ -206,15 +224,16 @@ def _overlay_row(a: Assessment, photo, styles) -> list:
     if photo.skin_corrected:
         check.append(Paragraph(MASK_CORRECTED, styles["small"]))
     if not photo.labels_shown:  # the photo only, no severity colours on it
-        return [KeepTogether([title, *check, Spacer(1, 2), _png_flowable(Image.fromarray(photo.image), 4.2 * cm),
+        return [KeepTogether([title, *check, Spacer(1, 2), _Layered(photo_jpeg(photo.image), None, 4.2 * cm),
                               Spacer(1, 6)])]
     n = len(a.signs)
     width = min(4.2 * cm, 17 * cm / max(n, 1))
     cells, captions = [], []
+    jpeg = photo_jpeg(photo.image)
+    w, h = jpeg.getSize()
     for i, sign in enumerate(a.signs):
-        png = overlay_png(photo.image, photo.maps[i], a.max_score, thresholds=a.thresholds,
-                          opacity=0.55, max_side=400)  # fmt: skip
-        cells.append(_png_flowable(png, width))
+        layer = band_layer(photo.maps[i], (h, w), a.max_score, thresholds=a.thresholds, opacity=0.55)
+        cells.append(_Layered(jpeg, layer, width))
         score = photo.scores.get(sign)
         label = photo.labels.get(sign, "")
         captions.append(
@@ -261,7 +280,7 @@ def to_pdf(assessment: Assessment) -> bytes:
     story = [Paragraph("Skin severity assessment", styles["title"])]
     patient = [
         ["Pseudonym", a.pseudonym, "Visit date", a.visit_date.isoformat()],
-        ["Age", f"{a.age:g} years", "Sex", a.sex or "unknown"],
+        ["Age", a.age_text, "Sex", a.sex or "unknown"],
         ["Body region", REGION_LABELS[a.region], "Model", model],
     ]
     table = Table(patient, colWidths=[2.8 * cm, 5.7 * cm, 2.6 * cm, 5.9 * cm], hAlign="LEFT")
@@ -309,11 +328,10 @@ def to_pdf(assessment: Assessment) -> bytes:
             rows.append([REGION_LABELS[region], *[f"{r.intensities[s]:g}" for s in EASI_SIGNS],
                          str(r.area), f"{r.weight:g}", _fmt(r.score)])  # fmt: skip
         story.append(_table(rows))
-        group = "under 8 years" if a.easi.age_group == "child" else "8 years and over"
         story.append(Spacer(1, 4))
         story.append(Paragraph(
             f"<b>Total EASI {a.easi.total:.2f} / {MAX_EASI:g} &middot; {escape(a.easi.band)}</b> "
-            f"(weights for {group}; bands of Leshem et al. 2015)", styles["body"]))  # fmt: skip
+            f"({escape(a.easi.weights_note)}; bands of Leshem et al. 2015)", styles["body"]))  # fmt: skip
 
     story.append(Paragraph("Model", styles["h2"]))
     desc = a.model.get("description", "")

@@ -3,6 +3,7 @@
 Append only: never edit a released step; add a new one. Version N means steps 1..N ran.
   1  patients, visits (with the assessment's JSON), photos, sign_scores
   2  easi (total, band) and easi_regions (area and intensities per region)
+  3  visits.age may be NULL (age unknown): the table is rebuilt, its rows kept
 """
 
 from __future__ import annotations
@@ -63,7 +64,31 @@ def _v2_easi(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_core, _v2_easi]
+def _v3_age_optional(db: sqlite3.Connection) -> None:
+    # SQLite cannot drop NOT NULL: rebuild the table (migrate() turns foreign keys off
+    # around the steps, so dropping the old table cascades to nothing).
+    _run(
+        db,
+        """
+        CREATE TABLE visits_v3 (
+            id INTEGER PRIMARY KEY,
+            patient_id INTEGER NOT NULL REFERENCES patients(id) ON DELETE CASCADE,
+            visit_date TEXT NOT NULL, age REAL, region TEXT NOT NULL,
+            model_name TEXT, model_version TEXT, created_at TEXT NOT NULL,
+            assessment_json TEXT NOT NULL);
+        INSERT INTO visits_v3 SELECT id, patient_id, visit_date, age, region, model_name,
+            model_version, created_at, assessment_json FROM visits;
+        DROP TABLE visits;
+        ALTER TABLE visits_v3 RENAME TO visits;
+        CREATE INDEX visits_by_patient ON visits(patient_id, visit_date);
+    """,
+    )
+    broken = db.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"history database: {len(broken)} rows lost their visit in migration 3")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_core, _v2_easi, _v3_age_optional]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -82,13 +107,18 @@ def migrate(db: sqlite3.Connection, target: int | None = None) -> int:
             f"the history database is schema version {current}, newer than this dermsev "
             f"understands ({latest}); update dermsev"
         )
-    for version in range(current + 1, target + 1):
-        db.execute("BEGIN")
-        try:
-            MIGRATIONS[version - 1](db)
-            db.execute(f"PRAGMA user_version = {version}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+    keys = db.execute("PRAGMA foreign_keys").fetchone()[0]
+    db.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: set it before
+    try:
+        for version in range(current + 1, target + 1):
+            db.execute("BEGIN")
+            try:
+                MIGRATIONS[version - 1](db)
+                db.execute(f"PRAGMA user_version = {version}")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+    finally:
+        db.execute(f"PRAGMA foreign_keys = {'ON' if keys else 'OFF'}")
     return max(current, target)

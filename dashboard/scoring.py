@@ -87,7 +87,7 @@ def new_assessment(
     *,
     pseudonym: str,
     visit_date: dt.date,
-    age: float,
+    age: float | None,
     sex: str | None,
     region: str,
 ) -> Assessment:

@@ -71,7 +71,7 @@ def side_by_side(store: HistoryStore, visits) -> None:
     for side, col, a in zip("ab", cols, (older, newer), strict=True):
         with col:
             easi = "" if a.easi is None else f" · EASI {a.easi.total:.1f} ({a.easi.band})"
-            st.markdown(f"**{a.visit_date.isoformat()}** · age {a.age:g}{easi}")
+            st.markdown(f"**{a.visit_date.isoformat()}** · age {a.age_text}{easi}")
             for j, photo in enumerate(a.photos):
                 if photo.image is not None and photo.maps is not None and sign in a.signs:
                     fig = figures.overlay_figure(

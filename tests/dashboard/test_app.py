@@ -103,10 +103,19 @@ def test_impossible_age_refused(app, age):
     assert app.session_state.get("assessment") is None
 
 
-def test_missing_age_refused(app):
+def test_unknown_age_is_scored_and_easi_says_which_weights(app, fake_predictor):
     fill(app, [("a.png", png(), "image/png")], age=None)
-    assert any(e.value.startswith("Age is needed for EASI") for e in app.error)
-    assert app.session_state.get("assessment") is None
+    assert not app.error
+    a = app.session_state["assessment"]
+    assert a.age is None and a.easi.age_assumed
+    assert any("Age unknown: EASI uses the region weights for 8 years and over" in i.value
+               for i in app.info)  # fmt: skip
+
+
+def test_out_of_range_age_message_is_plain(app):
+    fill(app, [("a.png", png(), "image/png")], age=-5.0)
+    [msg] = [e.value for e in app.error]
+    assert msg.startswith("Age -5") and "or left unknown" in msg and "None" not in msg
 
 
 def _figures(app) -> dict[str, dict]:

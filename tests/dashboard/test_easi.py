@@ -158,7 +158,6 @@ def test_prefill_from_a_wider_model_scale():
         (lambda: region_weights(-1), "from 0 to 130"),  # the model's age rule
         (lambda: region_weights(200), "from 0 to 130"),
         (lambda: region_weights("old"), "from 0 to 130"),
-        (lambda: region_weights(None), "age is needed for EASI"),  # the model allows unknown
         (lambda: region_score(ALL3, 2, "scalp", 30), "head_neck, upper_limbs, trunk, lower_limbs"),
         (lambda: region_score({"erythema": 4}, 2, "trunk", 30), "between 0 and 3"),
         (lambda: region_score({"erythema": -0.5}, 2, "trunk", 30), "between 0 and 3"),
@@ -172,3 +171,15 @@ def test_prefill_from_a_wider_model_scale():
 def test_ill_args(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_unknown_age_uses_the_8_and_over_weights_and_says_so():
+    head = {"head_neck": (ALL3, 6)}  # 12 x 6 x weight: 7.2 (8 and over) or 14.4 (under 8)
+    unknown = compute_easi(head, age=None)
+    assert unknown.total == pytest.approx(7.2) and unknown.age_group == "adult"
+    assert unknown.age is None and unknown.age_assumed
+    assert "8 years and over" in unknown.weights_note and "age unknown" in unknown.weights_note
+    assert region_weights(None) == region_weights(30)
+    known = compute_easi(head, age=5)
+    assert not known.age_assumed and known.weights_note == "weights for under 8 years"
+    assert EasiResult.from_dict(unknown.to_dict()) == unknown  # JSON keeps the unknown age

@@ -228,3 +228,25 @@ def test_trend_series_order_and_empty(tmp_path, make_assessment):
     store.save(make_assessment())
     series = list(dict.fromkeys(store.trend("PT-0001").series))
     assert series == ["erythema", "papulation", "excoriation", "lichenification", "EASI"]
+
+
+def test_upgrade_from_version_2_makes_age_optional_and_keeps_visits(
+    tmp_path, make_assessment, monkeypatch
+):
+    path = tmp_path / history.DB_NAME
+    with monkeypatch.context() as m:  # a store as version 2 left it, with one saved visit
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
+        visit = HistoryStore(tmp_path).save(make_assessment())
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    store = HistoryStore(tmp_path)  # opens and upgrades
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 3
+        assert db.execute("SELECT COUNT(*) FROM photos WHERE visit_id = ?", (visit,)).fetchone()[0] == 2
+    back = store.load(visit)  # the older visit still loads, photos and all
+    assert back.age == 34 and len(back.photos) == 2 and back.photos[0].image is not None
+    unknown = make_assessment(visit_date=dt.date(2026, 4, 1))
+    unknown.age = None
+    new = store.save(unknown)
+    assert store.load(new).age is None
+    assert [v.age for v in store.visits("PT-0001")] == [34, None]
