@@ -1,0 +1,34 @@
+"""bench_load's pieces that need no server: the photos it uploads, its table, its PDF case."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import bench_load  # noqa: E402
+
+
+def test_photo_is_a_jpeg_of_the_asked_size_and_differs_by_seed():
+    data = bench_load.photo(1, side=256)
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == "JPEG" and img.size == (256, 256)
+    assert bench_load.photo(2, side=256) != data
+
+
+def test_table_lists_every_session_count_and_the_ratio():
+    r = {"server_start_s": 20.0, "cold_load_s": 2.5, "warm_load_s": 1.5, "single_s": 1.0,
+         "10_wall_s": 12.0, "10_p90_s": 11.0, "10_ratio": 1.2, "10_rss_mb": 900.0,
+         "20_wall_s": 25.0, "20_p90_s": 24.0, "20_ratio": 1.25, "20_rss_mb": 950.0,
+         "report_bytes": 700_000}  # fmt: skip
+    text = bench_load.table(r)
+    assert "| 10 sessions: wall / (10 x one session)" in text and "1.20 |" in text
+    assert "20 sessions at once" in text and "0.70 MB" in text
+
+
+def test_the_report_case_is_three_photos_with_maps():
+    a = bench_load._three_photo_assessment()
+    assert len(a.photos) == 3 and all(p.maps.shape == (4, 768, 768) for p in a.photos)
