@@ -20,6 +20,7 @@ from dashboard.easi import EASI_SIGNS, REGION_LABELS, REGIONS, compute_easi, eas
 from dashboard.figures import PLOTLY_CONFIG
 from dashboard.history import HistoryStore
 from dashboard.inference_queue import QueuedPredictor, shared_queue
+from dashboard.view_colour import neutral_patch, white_balance_choice
 from dashboard.view_history import history_view, score_columns
 from model.inference import check_age
 
@@ -81,6 +82,7 @@ def patient_form(predictor):
         st.file_uploader("Photos (JPEG, PNG, TIFF)", type=list(scoring.UPLOAD_TYPES),
                          accept_multiple_files=True, key="uploads")  # fmt: skip
         st.checkbox("Uncertainty band (test-time augmentation)", value=True, key="tta")
+        white_balance_choice()
         if st.form_submit_button("Score photos", type="primary", key="score"):
             score_batch(predictor)
 
@@ -115,7 +117,7 @@ def score_batch(predictor):
     queued = QueuedPredictor(predictor, shared_queue(), ctx.session_id if ctx else "local", on_wait=waiting)
     batch = scoring.score_files(
         queued, files, age=s.age, sex=check_sex(s.sex),
-        region=s.region, tta=s.tta,
+        region=s.region, tta=s.tta, white_balance=s.white_balance,
         on_progress=progress,
     )  # fmt: skip
     bar.empty()
@@ -149,6 +151,7 @@ def photo_panel(a, i, photo, predictor):
     photo.region = c[2].selectbox("Body region", REGIONS, key=f"region_{k}",
                                   index=REGIONS.index(photo.region),
                                   format_func=REGION_LABELS.get)  # fmt: skip
+    photo = neutral_patch(predictor, a, i, photo, k)  # "neutral patch" chosen: pick it, re-score
     if not photo_check(photo, k):
         return
     view_mask.mask_editor(predictor, photo, k)  # before the overlay: it shows the corrected mask

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dashboard.assessment import Assessment, PhotoResult
+from dashboard.colour import scoring_method
 from dashboard.easi import EASI_SIGNS, REGIONS, prefill_intensities
 from model.errors import DermsevError
 
@@ -53,14 +54,17 @@ def score_files(
     sex: str | None,
     region: str,
     tta: bool = True,
+    white_balance: str = "grey-world",
     on_progress=None,
 ) -> BatchResult:
     """Score each (file name, bytes); a file that fails gets a one-line message and the rest
     of the batch is still scored. Nothing raised by one file stops the batch.
 
-    on_progress(i, n, name) is called before each file (for a progress bar).
+    white_balance: the page's choice (dashboard/colour.py CHOICES; "patch" scores with
+    grey-world until a patch is picked). on_progress(i, n, name) is called before each file.
     """
     files = list(files)
+    method = scoring_method(white_balance)
     out = BatchResult()
     for i, (name, data) in enumerate(files):
         if on_progress is not None:
@@ -68,7 +72,7 @@ def score_files(
         try:
             if not data:
                 raise DermsevError(f"{name}: file is empty")
-            result = predictor.predict(data, age=age, sex=sex, tta=tta, name=name)
+            result = predictor.predict(data, age=age, sex=sex, tta=tta, name=name, white_balance=method)
             out.photos.append(PhotoResult.from_prediction(name, region, result, PREVIEW_SIDE))
         except DermsevError as exc:
             msg = str(exc)

@@ -19,6 +19,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from model.cli.common import expand_inputs, output_stems, resolve_model
+from model.data.colour import check_method
 from model.data.patient import check_age
 from model.errors import DermsevError
 
@@ -50,11 +51,41 @@ def save_map_pngs(res, stem: str, folder: Path, max_score: float) -> None:
         Image.fromarray(m).save(folder / f"{stem}_{s}.png")
 
 
+def parse_box(text: str | None) -> tuple[float, float, float, float] | None:
+    """--neutral-box "x0,y0,x1,y1" (pixels of the original photo) -> 4 numbers, x0 < x1, y0 < y1."""
+    if text is None:
+        return None
+    try:
+        box = tuple(float(v) for v in str(text).replace(" ", "").split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or not all(np.isfinite(box)) or min(box) < 0 or box[0] >= box[2] or box[1] >= box[3]:
+        raise DermsevError(f"--neutral-box {text!r}: give x0,y0,x1,y1 in pixels, x0 < x1 and y0 < y1 (e.g. 10,10,60,60)")
+    return box
+
+
+def parse_white_balance(method: str | None, box: str | None) -> tuple[str | None, tuple | None]:
+    """(--white-balance, --neutral-box) -> (method, box); a box alone means "patch"."""
+    parsed = parse_box(box)
+    if method is not None:
+        try:
+            check_method(method)
+        except ValueError:
+            raise DermsevError(f"--white-balance {method!r}: must be none, grey-world or patch") from None
+    if method == "patch" and parsed is None:
+        raise DermsevError("--white-balance patch needs --neutral-box x0,y0,x1,y1")
+    if parsed is not None and method not in (None, "patch"):
+        raise DermsevError(f"--neutral-box is for the neutral-patch balance, not --white-balance {method}")
+    return (method or ("patch" if parsed else None)), parsed
+
+
 def predict_cli(model_dir, images: list[str], age=None, sex=None, out: str | None = None, maps: str | None = None,
-                tta: bool = False, backend: str = "auto") -> None:
+                tta: bool = False, backend: str = "auto", white_balance: str | None = None,
+                neutral_box: str | None = None) -> None:
     if out and Path(out).suffix.lower() not in (".csv", ".json"):
         raise DermsevError(f"--out {out}: must end in .csv or .json")
     check_age(age, "--age")
+    method, box = parse_white_balance(white_balance, neutral_box)
     from model.inference import load_model
 
     predictor = load_model(model_dir, backend=backend)
@@ -71,7 +102,8 @@ def predict_cli(model_dir, images: list[str], age=None, sex=None, out: str | Non
     try:
         bar = tqdm(total=len(paths), desc="predict", disable=len(paths) < 3, file=sys.stderr)
         stems = output_stems(paths)
-        for path, stem, res in zip(paths, stems, predictor.predict_many(paths, age=age, sex=sex, tta=tta), strict=True):
+        results = predictor.predict_many(paths, age=age, sex=sex, tta=tta, white_balance=method, neutral_box=box)
+        for path, stem, res in zip(paths, stems, results, strict=True):
             bar.update(1)
             if isinstance(res, DermsevError):
                 n_bad, last_error = n_bad + 1, res
@@ -124,8 +156,13 @@ def add_parser(sub) -> None:
     pr.add_argument("--maps", help="folder for per-sign severity map PNGs")
     pr.add_argument("--tta", action="store_true", help="report a score range under test-time augmentation")
     pr.add_argument("--backend", default="auto", choices=["auto", "torch-fp32", "torch-bf16", "onnx"])
+    pr.add_argument("--white-balance", metavar="none|grey-world|patch",
+                    help="colour normalisation before scoring (default grey-world: towards the training photos' colour)")
+    pr.add_argument("--neutral-box", metavar="x0,y0,x1,y1",
+                    help="pixels of the photo that should be neutral grey or white (a grey card): balance on them")
 
 
 def run(args) -> None:
     predict_cli(resolve_model(args.model_dir), args.images, age=args.age, sex=args.sex, out=args.out,
-                maps=args.maps, tta=args.tta, backend=args.backend)
+                maps=args.maps, tta=args.tta, backend=args.backend, white_balance=args.white_balance,
+                neutral_box=args.neutral_box)

@@ -1,4 +1,4 @@
-"""White balance for skin photos: per-channel gains in linear light (pure numpy/OpenCV).
+"""White balance for skin photos: per-channel gains in linear light (pure numpy).
 
     from model.data.colour import GreyWorld, balance
     out, gains = balance(photo, "grey-world", reference=ref)    # same shape and dtype as photo
@@ -15,11 +15,14 @@ the patch): exposure is the photo checks' business, not the balance's.
   the median chromaticity that the same statistic has over the training photos (stored in
   config.json, `input.white_reference`; `reference_from_config`). Gains move a photo's
   statistic onto that reference. The statistic is a shades-of-grey p-norm of the linear
-  channels over the photo's well-exposed pixels (clipped and black pixels carry no
-  illuminant colour). By default only the component of the cast along the colour-temperature
-  axis (the Planckian locus: warm tungsten to blue shade) is removed, and at most as far as
-  real light sources go: redness that is not lighting (erythema, and the red-green axis it
-  mostly lives on) is kept. Measured against the alternatives in docs/robustness.md.
+  channels (p = 1, the mean) over the photo's well-exposed pixels (clipped and black pixels
+  carry no illuminant colour). A redder photo than the reference is made a little less red,
+  so the balance costs some accuracy on photos taken in good light (measured: docs/robustness.md).
+  Chosen by measurement over two alternatives (docs/robustness.md): p = 6 (leaning to the
+  bright pixels) and `axis="planckian"`, which removes only the light source on the black-body
+  locus that explains the cast, 2500-10000 K, meant to keep redness that is not lighting. It
+  kept little (redness lies mostly along the same warm-cool axis as the light) and removed a
+  tungsten cast less completely than correcting every chromatic difference (the default).
 - **patch**: the clinician marks a box that should be neutral (a white or grey card, paper, a
   ruler): gains make its median grey with its own luminance. The most faithful method when a
   neutral object is in view; nothing to learn from training data.
@@ -119,7 +122,7 @@ class GreyWorld:
     from the reference."""
 
     p: float = 1.0
-    axis: str = "planckian"
+    axis: str = "chroma"
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.p) and self.p >= 1):

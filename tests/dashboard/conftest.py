@@ -150,19 +150,27 @@ class FakePredictor:
         self.max_score = float(max_score)
         self.thresholds = [k + 0.5 for k in range(int(max_score))]
         self.label_names = WIDER_LABELS[: len(self.thresholds) + 1]
+        self.calls: list[dict] = []  # white balance asked for, per predict call
 
-    def predict(self, image, age=None, sex=None, tta=False, name=None):
+    def decode(self, image, name=None):
         import io
 
         from PIL import Image, UnidentifiedImageError
 
         from model.errors import DermsevError
 
+        if isinstance(image, np.ndarray):
+            return image, image.shape[:2]
         try:
             with Image.open(io.BytesIO(image)) as img:
                 rgb = np.asarray(img.convert("RGB"))
         except (UnidentifiedImageError, OSError):
             raise DermsevError(f"{name}: not an image (or a format that cannot be read)") from None
+        return rgb, rgb.shape[:2]
+
+    def predict(self, image, age=None, sex=None, tta=False, name=None, white_balance=None, neutral_box=None):
+        self.calls.append({"name": name, "white_balance": white_balance, "neutral_box": neutral_box})
+        rgb, _ = self.decode(image, name)
         red = rgb[..., 0].astype(np.float32) - rgb[..., 1:].mean(axis=2)
         top = self.max_score
         base = np.clip(red / 40, 0, top)
