@@ -63,6 +63,8 @@ class Limits:
 
 
 LIMITS = Limits()
+# For photos that are white-balanced before scoring: a colour cast no longer matters.
+NO_CAST = Limits(cast=(float("inf"), float("inf")))
 # The range of a skin photo's median (a*, b*): skin is reddish-yellow (measured, docs/gate.md).
 CAST_A = (2.0, 30.0)
 CAST_B = (6.0, 32.0)

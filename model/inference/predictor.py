@@ -40,7 +40,7 @@ from model.data import io as imageio
 from model.data.io import ImageSource, resize, to_float, to_uint8_rgb
 from model.data.padding import pad_chw
 from model.data.patient import check_age, check_sex, encode_tabular
-from model.data.quality import PhotoCheck, check_photo
+from model.data.quality import LIMITS, NO_CAST, PhotoCheck, check_photo
 from model.errors import DermsevError
 from model.hardware import native_bf16
 from model.inference import backends
@@ -385,13 +385,17 @@ class Predictor:
         """Decode, orient, white-balance, resize to the working size, check and pad: one photo
         ready for `forward`. white_balance, neutral_box: as in `predict`."""
         img, full = self.decode(source, name)
+        taken = img
         img, wb = self.balance(img, full, white_balance, neutral_box, name)
         x = self.to_working(img)
-        # the checks measure the decoded photo at their own fixed size (model/data/quality.py),
-        # not the model's working copy: a model that works at 64 px would make every photo blurred.
-        # They see the balanced photo: a cast the balance removed is no reason to warn any more
-        # (the balance keeps the brightness, so the exposure checks read the same).
-        check = check_photo(img, full_size=full, channels=self.channels, work_size=self.size)
+        # The checks measure the photo as taken, at their own fixed size (model/data/quality.py),
+        # not the model's working copy (a model that works at 64 px would make every photo
+        # blurred) and not the balanced copy: balancing towards the training photos' colour
+        # turns a grey photo, a cup or a wall skin-coloured, and the not-skin checks then pass
+        # them (detection fell from 24/24 to 13/24 whole photos, bench/bench_gate.py). A cast
+        # the balance removes is no reason to warn, so the cast check is off when it balances.
+        limits = LIMITS if wb["method"] == "none" else NO_CAST
+        check = check_photo(taken, full_size=full, channels=self.channels, work_size=self.size, limits=limits)
         return Prepared(img, self.pad(x), (int(x.shape[0]), int(x.shape[1])), full, check, {"white_balance": wb})
 
     # -- the model ------------------------------------------------------------------------

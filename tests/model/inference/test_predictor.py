@@ -258,3 +258,19 @@ def test_default_backend_and_info(tiny_model_dir: Path, predictor: Predictor) ->
 def test_missing_model_dir(tmp_path: Path) -> None:
     with pytest.raises(DermsevError, match="not found"):
         load_model(tmp_path / "nope")
+
+
+def test_the_checks_judge_the_photo_as_taken_not_the_balanced_copy() -> None:
+    """Grey-world balance (the demo model's default) turns a grey photo skin-coloured; the
+    not-skin and black-and-white checks must still see it as it was taken."""
+    from skimage import data
+
+    from model.inference import load_model
+
+    demo = load_model(backend="torch-fp32")
+    assert demo.white_balance == "grey-world"
+    r = demo.predict(np.stack([data.camera()] * 3, axis=-1))
+    assert r.check == "fail" and "black-and-white" in r.check_reasons[0]
+    # the same measures with and without the balance: the checks read the photo as taken
+    coffee = data.coffee()
+    assert demo.predict(coffee).gate.measures == demo.predict(coffee, white_balance="none").gate.measures
