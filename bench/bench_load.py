@@ -103,7 +103,7 @@ def open_page(browser, url: str):
 
 
 def fill(page, k: int, n_photos: int = 1) -> list[dict]:
-    page.get_by_label("Patient pseudonym").fill(f"LOAD-{k:03d}")
+    page.get_by_placeholder("e.g. PT-0042").fill(f"LOAD-{k:03d}")
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
         [{"name": f"p{k}_{i}.jpg", "mimeType": "image/jpeg", "buffer": photo(k * 10 + i)}
          for i in range(n_photos)])  # fmt: skip
@@ -145,6 +145,7 @@ def run(sessions: list[int], singles: int) -> dict:
                     warm.append(s)
                     ctx.close()
                 out["warm_load_s"] = statistics.median(warm)
+                print(f"cold load {out['cold_load_s']:.1f} s, warm {warm}", flush=True)
                 one = []
                 for k in range(singles):
                     ctx, page, _ = open_page(browser, url)
@@ -152,6 +153,7 @@ def run(sessions: list[int], singles: int) -> dict:
                     one.append(score(page))
                     ctx.close()
                 out["single_s"] = statistics.median(one)
+                print(f"single session upload to overlay: {one}", flush=True)
                 for n in sessions:
                     pages = [open_page(browser, url)[:2] for _ in range(n)]
                     for k, (_, page) in enumerate(pages):
