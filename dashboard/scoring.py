@@ -65,6 +65,8 @@ def score_files(
     """
     files = list(files)
     method = scoring_method(white_balance)
+    if getattr(predictor, "rgb", True) is None:  # a model without red, green and blue channels
+        method = "none"
     out = BatchResult()
     for i, (name, data) in enumerate(files):
         if on_progress is not None:
