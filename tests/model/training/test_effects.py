@@ -4,7 +4,7 @@
 - The regression scores combinations of signs never seen together in training.
 
 The tasks are bench/bench_baseline.py's generators; each test trains the default recipe for
-about a minute (slow tests, run by `make test`).
+about 90 seconds (slow tests, run by `make test`).
 """
 
 from __future__ import annotations
