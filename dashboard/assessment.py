@@ -13,11 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
 from dashboard.easi import REGIONS, EasiResult
-from model.inference import check_age, check_sex
+from model.inference import check_age, check_sex, resize_mask
 
 # The severity scale when nothing else is known (a model's config.json says its own).
 DEFAULT_MAX_SCORE = 3.0
@@ -97,8 +96,8 @@ class PhotoResult:
         image, maps = result.preview(max_side=max_side)
         unc = result.uncertainty
         skin = getattr(result, "skin", None)
-        if skin is not None and skin.shape != maps.shape[1:]:
-            skin = cv2.resize(skin.astype(np.uint8), maps.shape[:0:-1], interpolation=cv2.INTER_NEAREST) > 0
+        if skin is not None:
+            skin = resize_mask(skin, *maps.shape[1:])
         return cls(
             name=name,
             region=check_region(region),

@@ -251,6 +251,16 @@ def resize(arr: np.ndarray, w: int, h: int, interp: int) -> np.ndarray:
     return np.concatenate([q if q.ndim == 3 else q[:, :, None] for q in parts], axis=2)
 
 
+def resize_mask(mask: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(H, W) mask -> (h, w) bool by nearest neighbour (the mask itself, as bool, when the size
+    already matches)."""
+    import cv2
+
+    if mask.shape[:2] == (h, w):
+        return mask.astype(bool)
+    return cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
 def to_float(arr: np.ndarray) -> np.ndarray:
     """(H, W, C) uint8/uint16/float -> float32 on 0..1 (floats are taken as already 0..1)."""
     if arr.dtype == np.uint8:

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from model.data import skin as sk
+from model.data.io import resize_mask
 
 SIDE = 256  # longest side of the working size the checks measure at
 MIN_SIDE = 32  # px: a photo with a shorter side is too small whatever the model (model/data/io.py)
@@ -272,6 +273,5 @@ def check_photo(image: np.ndarray, full_size: tuple[int, int] | None = None,
         frac = 1.0
     else:
         frac = m["skin_fraction"]
-        full = skin if skin.shape == (h, w) else cv2.resize(
-            skin.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        full = resize_mask(skin, h, w)
     return PhotoCheck(verdict, reasons, float(frac), full, m)

@@ -6,9 +6,9 @@
 """
 
 from model.data.colour import METHODS as WHITE_BALANCES
-from model.data.io import resize
+from model.data.io import resize, resize_mask
 from model.data.patient import MAX_AGE, SEXES, check_age, check_sex
 from model.inference.predictor import Prediction, Predictor, load_model
 
 __all__ = ["MAX_AGE", "SEXES", "WHITE_BALANCES", "Prediction", "Predictor", "check_age", "check_sex", "load_model",
-           "resize"]
+           "resize", "resize_mask"]

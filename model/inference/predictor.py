@@ -37,7 +37,7 @@ from PIL import Image
 
 from model.data import colour
 from model.data import io as imageio
-from model.data.io import ImageSource, resize, to_float, to_uint8_rgb
+from model.data.io import ImageSource, resize, resize_mask, to_float, to_uint8_rgb
 from model.data.padding import pad_chw
 from model.data.patient import check_age, check_sex, encode_tabular
 from model.data.quality import LIMITS, NO_CAST, PhotoCheck, check_photo
@@ -165,10 +165,7 @@ class Prediction:
         src = self.work_skin if self.work_skin is not None else None if self.gate is None else self.gate.skin
         if src is None:
             return None
-        h, w = self.size
-        if src.shape == (h, w):
-            return src.astype(bool)
-        return cv2.resize(src.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        return resize_mask(src, *self.size)
 
     @cached_property
     def maps(self) -> np.ndarray:
@@ -560,7 +557,10 @@ class Predictor:
             raise ValueError(f"maps must be ({len(self.signs)}, h, w), got {maps.shape}")
         if skin is not None and np.shape(skin) != maps.shape[1:]:
             raise ValueError(f"skin mask must be {maps.shape[1:]}, got {np.shape(skin)}")
-        scores, area = self._summary(maps, skin)
+        return self._named(*self._summary(maps, skin))
+
+    def _named(self, scores: np.ndarray, area: np.ndarray) -> dict[str, dict]:
+        """(S,) scores and areas -> {"scores", "labels", "affected_area"}, each {sign: value}."""
         return {"scores": {s: float(scores[k]) for k, s in enumerate(self.signs)},
                 "labels": {s: label_for(float(scores[k]), self.thresholds, self.label_names) for k, s in enumerate(self.signs)},
                 "affected_area": {s: float(area[k]) for k, s in enumerate(self.signs)}}
@@ -578,8 +578,8 @@ class Predictor:
         pixels without any skin). Scores are always computed, whatever the verdict.
         """
         skin = None if check is None else check.skin
-        if skin is not None and skin.shape != work.shape[1:]:  # checked at the photo's own size
-            skin = cv2.resize(skin.astype(np.uint8), work.shape[:0:-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+        if skin is not None:  # checked at the photo's own size
+            skin = resize_mask(skin, *work.shape[1:])
         if skin_prob is not None:
             net_skin = skin_prob >= 0.5
             skin = net_skin if skin is None else skin & net_skin
@@ -593,9 +593,7 @@ class Predictor:
         return Prediction(
             signs=self.signs, max_score=self.max_score, thresholds=self.thresholds, label_names=self.label_names,
             image=img, work_maps=np.ascontiguousarray(work, dtype=np.float32),
-            scores={s: float(scores[k]) for k, s in enumerate(self.signs)},
-            labels={s: label_for(float(scores[k]), self.thresholds, self.label_names) for k, s in enumerate(self.signs)},
-            affected_area={s: float(area[k]) for k, s in enumerate(self.signs)},
+            **self._named(scores, area),
             uncertainty=unc,
             full_size=tuple(full_size) if full_size else None,
             gate=check,

@@ -13,10 +13,9 @@ from typing import Any
 import numpy as np
 
 from model.data.dataset import load_for_model, load_skin, read_mask
-from model.data.io import IGNORE
 from model.data.splits import split_as_trained
 from model.errors import DermsevError
-from model.scoring.metrics import SignAccumulator, mean_over_signs
+from model.scoring.metrics import SignAccumulator, SkinDice, mean_over_signs
 
 
 def evaluate(predictor: Any, dataset_dir: str | Path, split: str = "test", seed: int | None = None, progress: bool = False) -> tuple[dict, dict]:
@@ -38,17 +37,14 @@ def evaluate(predictor: Any, dataset_dir: str | Path, split: str = "test", seed:
         from tqdm import tqdm
 
         it = tqdm(recs, desc="evaluate", leave=False)
-    skin = np.zeros(2)  # (2 |pred & truth|, |pred| + |truth|) over pixels whose skin is known
-    n_skin = 0
+    skin = SkinDice()  # the photo's skin (what the affected area is a fraction of) vs skin_mask
     for rec in it:
         res = predictor.predict(rec.image, age=rec.age, sex=rec.sex, name=f"id {rec.id}")
         maps = res.maps.astype(np.float32)
         if rec.skin_mask is not None and res.skin is not None:
             truth = load_skin(rec, res.skin.shape)
-            known, pred = truth != IGNORE, res.skin
-            if truth.shape == pred.shape:
-                skin += (2 * (pred & (truth == 1) & known).sum(), (pred & known).sum() + ((truth == 1) & known).sum())
-                n_skin += 1
+            if truth.shape == res.skin.shape:
+                skin.add(res.skin, truth)
         groups = [overall]
         if rec.fitzpatrick is not None:
             groups.append(by_fitz.setdefault(rec.fitzpatrick, {s: SignAccumulator(thr) for s in predictor.signs}))
@@ -59,8 +55,7 @@ def evaluate(predictor: Any, dataset_dir: str | Path, split: str = "test", seed:
                 g[sign].add(maps[k], mask, res.scores[sign], rec.scores[sign])
     per_sign = {s: a.result() for s, a in overall.items()}
     out = {"n_images": len(recs), "split": split, "per_sign": per_sign, "mean": mean_over_signs(per_sign),
-           # the photo's skin (what the affected area is a fraction of) against the skin_mask column
-           "skin": {"dice": float(skin[0] / skin[1]) if skin[1] else None, "n_images": n_skin}}
+           "skin": {"dice": skin.result(), "n_images": skin.n_images}}
     if by_fitz:
         out["by_fitzpatrick"] = {
             str(f): {"n_images": sum(1 for r in recs if r.fitzpatrick == f),

@@ -93,6 +93,29 @@ class SignAccumulator:
         }
 
 
+@dataclass
+class SkinDice:
+    """Dice of a predicted skin mask against a true one, pooled over the pixels whose skin is
+    known: 2 |pred & truth| / (|pred| + |truth|).
+
+    add(pred, truth): pred bool, truth uint8 (1 skin, 0 not, IGNORE unknown), same shape.
+    """
+
+    overlap: int = 0  # 2 |pred & truth|
+    total: int = 0  # |pred| + |truth|
+    n_images: int = 0
+
+    def add(self, pred: np.ndarray, truth: np.ndarray) -> None:
+        known = truth != IGNORE
+        skin, pred = (truth == 1) & known, pred.astype(bool) & known
+        self.overlap += 2 * int((pred & skin).sum())
+        self.total += int(pred.sum() + skin.sum())
+        self.n_images += 1
+
+    def result(self) -> float | None:
+        return self.overlap / self.total if self.total else None
+
+
 def mean_over_signs(per_sign: dict[str, dict[str, float | None]]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for key in METRIC_KEYS:

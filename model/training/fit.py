@@ -29,7 +29,7 @@ from model.data.io import IGNORE
 from model.data.scores import easi_scores, mask_scores
 from model.data.trainset import CachedExamples, SeverityDataset, eval_batches
 from model.nets.unet import DermSevNet
-from model.scoring.metrics import SignAccumulator, mean_over_signs
+from model.scoring.metrics import SignAccumulator, SkinDice, mean_over_signs
 from model.training.losses import image_mae, masked_mae, skin_bce
 
 DEFAULT_EPOCHS = 30  # when neither --epochs nor --max-minutes is given
@@ -123,7 +123,7 @@ def evaluate_indices(net: DermSevNet, cache: CachedExamples, indices: list[int],
     spec = cache.spec
     acc = {s: SignAccumulator(spec.thresholds) for s in spec.signs}
     device = next(net.parameters()).device
-    skin_hits = np.zeros(2)  # (2 |pred & truth|, |pred| + |truth|) over known skin pixels
+    skin = SkinDice()
     for batch in eval_batches(cache, indices, batch_size):
         with autocast(precision, device):
             out = net(batch["image"].to(device).contiguous(memory_format=torch.channels_last),
@@ -132,9 +132,7 @@ def evaluate_indices(net: DermSevNet, cache: CachedExamples, indices: list[int],
         maps = out[:, : len(spec.signs)]
         valid = batch["valid"].numpy()[:, 0]
         if net.cfg.skin_head and "skin" in batch:
-            truth, known = batch["skin"].numpy() == 1, batch["skin"].numpy() != IGNORE
-            pred = out[:, len(spec.signs):] >= 0.5
-            skin_hits += (2 * (pred & truth & known).sum(), (pred & known).sum() + (truth & known).sum())
+            skin.add(out[:, len(spec.signs):] >= 0.5, batch["skin"].numpy())
         for b in range(maps.shape[0]):
             scores = easi_scores(maps[b], valid[b], spec.thresholds[0])
             for k, sign in enumerate(spec.signs):
@@ -144,8 +142,8 @@ def evaluate_indices(net: DermSevNet, cache: CachedExamples, indices: list[int],
                               scores[k], None if math.isnan(truth) else truth)
     per_sign = {s: a.result() for s, a in acc.items()}
     out = {"per_sign": per_sign, "mean": mean_over_signs(per_sign)}
-    if skin_hits[1] > 0:
-        out["skin_dice"] = float(skin_hits[0] / skin_hits[1])
+    if skin.result() is not None:
+        out["skin_dice"] = skin.result()
     return out
 
 

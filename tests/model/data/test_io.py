@@ -326,3 +326,14 @@ def test_resize_any_channel_count(channels: int, interp: int) -> None:
     for c in range(channels):  # each channel resized as on its own
         single = cv2.resize(np.ascontiguousarray(arr[:, :, c]), (45, 35), interpolation=interp)
         np.testing.assert_allclose(out[:, :, c], single, rtol=1e-5, atol=1e-6)
+
+
+def test_resize_mask_is_nearest_and_boolean() -> None:
+    from model.data.io import resize_mask
+
+    m = np.zeros((4, 6), np.uint8)
+    m[:, :3] = 1
+    out = resize_mask(m, 8, 12)
+    assert out.dtype == bool and out.shape == (8, 12) and out[:, :6].all() and not out[:, 6:].any()
+    same = resize_mask(m, 4, 6)
+    assert same.dtype == bool and np.array_equal(same, m == 1)

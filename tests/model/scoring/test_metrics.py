@@ -117,3 +117,16 @@ def test_mean_over_signs_skips_none() -> None:
     assert m["qwk"] == pytest.approx(0.5)
     assert m["image_mae"] is None
     assert set(m) == set(METRIC_KEYS)
+
+
+def test_skin_dice_pools_known_pixels_over_images() -> None:
+    from model.scoring.metrics import SkinDice
+
+    d = SkinDice()
+    assert d.result() is None
+    pred = np.array([[True, True, False, True]])
+    truth = np.array([[1, 0, 1, 255]], np.uint8)  # the last pixel is unknown: not counted
+    d.add(pred, truth)  # overlap 2 * 1, total 2 predicted + 2 true
+    assert d.result() == pytest.approx(0.5)
+    d.add(np.ones((1, 2), bool), np.ones((1, 2), np.uint8))  # + 2 * 2 over 2 + 2
+    assert d.result() == pytest.approx(6 / 8) and d.n_images == 2
