@@ -100,6 +100,8 @@ def test_skin_head_off_or_without_masks(skin_data: Path, tmp_path: Path) -> None
         TrainConfig(skin_head="yes")
     with pytest.raises(DermsevError, match="skin_loss_weight must be a non-negative number"):
         TrainConfig(skin_loss_weight=-1)
+    with pytest.raises(DermsevError, match="save_every_minutes must be a number >= 0"):
+        TrainConfig(save_every_minutes=-1)
     # fine-tuning a network without a skin channel adds one and keeps every other weight
     start = load_network(tmp_path / "a")[0]
     train(skin_data, tmp_path / "c", TrainConfig(epochs=1, init_from=str(tmp_path / "a"), **TINY), progress=False)
