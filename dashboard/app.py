@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import sqlite3
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -20,6 +19,7 @@ from dashboard.easi import EASI_SIGNS, REGION_LABELS, REGIONS, compute_easi, eas
 from dashboard.figures import PLOTLY_CONFIG
 from dashboard.history import HistoryStore
 from dashboard.inference_queue import QueuedPredictor, shared_queue
+from dashboard.store.errors import STORE_ERRORS, describe
 from dashboard.view_colour import neutral_patch, white_balance_choice
 from dashboard.view_history import history_view, score_columns
 from model.inference import check_age
@@ -240,8 +240,8 @@ def exports(a, store):
         else:
             try:
                 st.session_state.saved_visit = store.save(a)
-            except (sqlite3.Error, OSError) as exc:
-                st.error(f"Could not save: {exc}")
+            except STORE_ERRORS as exc:  # full disk, read-only folder, database down
+                st.error(describe(exc))
     if st.session_state.get("saved_visit"):
         st.success(f"Saved as visit #{st.session_state.saved_visit} of {a.pseudonym}.")
 

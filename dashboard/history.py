@@ -1,43 +1,46 @@
-"""The patient store: one SQLite file plus image files in a data folder.
+"""The patient store: a database (SQLite by default, PostgreSQL when configured) plus image
+files in a data folder.
 
 Data folder: `$DERMSEV_DATA` if set, else `~/.dermsev` (outside the source tree, so patient
 data is never next to code that gets committed, copied or cleaned). Inside it:
-`history.sqlite3` and `images/<visit id>/<n>.jpg` (+ `<n>.npz`: the display-size maps, and
-the skin mask as scored, `skin`, with the model's own mask, `model_skin`, when the clinician
-corrected it; visits saved before masks were stored have `maps` alone).
+`history.sqlite3` (unless $DERMSEV_DATABASE_URL names a PostgreSQL database) and
+`images/<visit id>/<n>.jpg` (+ `<n>.npz`: the display-size maps, and the skin mask as scored,
+`skin`, with the model's own mask, `model_skin`, when the clinician corrected it; visits saved
+before masks were stored have `maps` alone).
 
-Schema (migrations in dashboard/schema.py; `PRAGMA user_version` holds the version):
-  patients(id, pseudonym UNIQUE, sex, created_at)          pseudonyms only, never names
-  visits(id, patient_id, visit_date, age, region, model_*, created_at, assessment_json)
-  photos(id, visit_id, position, name, region, image_path, maps_path)
-  sign_scores(photo_id, sign, score, label, affected_area, uncertainty_low/high)
-  easi(visit_id, age_group, total, band) and easi_regions(visit_id, region, area, 4 signs, score)
+Photos and maps stay on disk, not in the database: they are written once and never queried,
+a visit's are ~10x its rows, and as files they keep the database small (fast backups, no WAL
+or TOAST churn, the same schema on SQLite and PostgreSQL) and can be backed up or erased with
+ordinary tools. With PostgreSQL the data folder must be on a volume every server shares.
 
+Tables: dashboard/store/tables.py; migrations (Alembic) run when the store opens.
 Stored images are re-encoded from pixels only, so EXIF (GPS, camera, time) never reaches disk.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import io
 import json
 import os
 import shutil
-import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 
 from dashboard.assessment import Assessment, PhotoResult, check_pseudonym
 from dashboard.easi import EASI_SIGNS
-from dashboard.schema import migrate
+from dashboard.store import engine as db
+from dashboard.store import tables as t
+from dashboard.store.engine import DB_NAME  # noqa: F401  (re-exported: the file's name)
+from dashboard.store.migrate import upgrade
 
-DB_NAME = "history.sqlite3"
 EASI_SERIES = "EASI"
 
 
@@ -84,132 +87,144 @@ class VisitSummary:
     easi_total: float | None
     easi_band: str | None
     model: str
+    assessor: str | None = None  # None: saved before accounts existed
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 class HistoryStore:
-    """The patient store in `folder` (see `data_dir`); opens a connection per call, so one
-    store may be shared by the page's threads."""
+    """The patient store: images in `folder` (see `data_dir`), rows in the database at `url`
+    (default $DERMSEV_DATABASE_URL, else `folder/history.sqlite3`). Thread-safe: each call
+    takes a connection from the process's pool; the database is migrated once per process."""
 
-    def __init__(self, folder: str | os.PathLike | None = None) -> None:
+    _migrated: set[str] = set()
+
+    def __init__(self, folder: str | os.PathLike | None = None, url: str | None = None) -> None:
         self.folder = data_dir(folder)
-        self.path = self.folder / DB_NAME
-        with self._connect() as db:
-            migrate(db)
+        self.url = db.database_url(self.folder, url)
+        sqlite_file = make_url(self.url).get_backend_name() == "sqlite"
+        self.path = Path(make_url(self.url).database) if sqlite_file else None
+        self.engine = db.get_engine(self.url)
+        if self.url not in HistoryStore._migrated:
+            upgrade(self.engine)
+            HistoryStore._migrated.add(self.url)
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves.
-        db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA foreign_keys = ON")
-        try:
-            yield db
-        finally:
-            db.close()
+    @property
+    def backend(self) -> str:
+        """"sqlite" or "postgresql"."""
+        return self.engine.dialect.name
 
-    def save(self, assessment: Assessment) -> int:
-        """Store one visit atomically (all rows and image files, or nothing); return its id."""
-        a, now = assessment, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    def save(self, assessment: Assessment, assessor: str = "local") -> int:
+        """Store one visit atomically (all rows, its audit record and image files, or nothing);
+        return its id. assessor: who saved it; the model's weights hash is taken from
+        assessment.model["weights_sha256"] when the page put it there."""
+        a, now = assessment, _now()
         written: Path | None = None
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute(
-                    "INSERT INTO patients (pseudonym, sex, created_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT(pseudonym) DO UPDATE SET sex = COALESCE(excluded.sex, sex)",
-                    (a.pseudonym, a.sex, now),
-                )
-                patient = db.execute(
-                    "SELECT id FROM patients WHERE pseudonym = ?", (a.pseudonym,)
-                ).fetchone()[0]
-                visit = db.execute(
-                    "INSERT INTO visits (patient_id, visit_date, age, region, model_name, "
-                    "model_version, created_at, assessment_json) VALUES (?,?,?,?,?,?,?,?)",
-                    (patient, a.visit_date.isoformat(), a.age, a.region,
-                     a.model.get("name"), a.model.get("version"), now, json.dumps(a.to_dict())),
-                ).lastrowid  # fmt: skip
+        try:
+            with db.write(self.engine) as conn:
+                upsert = (postgresql.insert if self.backend == "postgresql" else sqlite.insert)(t.patients)
+                conn.execute(upsert.values(pseudonym=a.pseudonym, sex=a.sex, created_at=now)
+                             .on_conflict_do_update(index_elements=["pseudonym"], set_={
+                                 "sex": func.coalesce(upsert.excluded.sex, t.patients.c.sex)}))  # fmt: skip
+                patient = conn.execute(select(t.patients.c.id)
+                                       .where(t.patients.c.pseudonym == a.pseudonym)).scalar_one()  # fmt: skip
+                visit = conn.execute(t.visits.insert().values(
+                    patient_id=patient, visit_date=a.visit_date.isoformat(), age=a.age,
+                    region=a.region, model_name=a.model.get("name"),
+                    model_version=a.model.get("version"), model_hash=a.model.get("weights_sha256"),
+                    assessor=assessor, created_at=now, assessment_json=json.dumps(a.to_dict()),
+                )).inserted_primary_key[0]  # fmt: skip
                 written = self.folder / "images" / str(visit)
-                if written.exists():  # left over by an earlier failed save
+                if written.exists():  # left over by an earlier failed save (SQLite reuses ids)
                     shutil.rmtree(written)
                 written.mkdir(parents=True)
                 for n, photo in enumerate(a.photos):
-                    image_path = maps_path = None
-                    if photo.image is not None:
-                        image_path = f"images/{visit}/{n}.jpg"
-                        (self.folder / image_path).write_bytes(clean_image(photo.image))
-                    if photo.maps is not None:
-                        maps_path = f"images/{visit}/{n}.npz"
-                        np.savez_compressed(self.folder / maps_path, **_pixel_arrays(photo))
-                    pid = db.execute(
-                        "INSERT INTO photos (visit_id, position, name, region, image_path, "
-                        "maps_path) VALUES (?,?,?,?,?,?)",
-                        (visit, n, photo.name, photo.region, image_path, maps_path),
-                    ).lastrowid
-                    unc = photo.uncertainty or {}
-                    db.executemany(
-                        "INSERT INTO sign_scores VALUES (?,?,?,?,?,?,?)",
-                        [(pid, s, v, photo.labels.get(s, ""), photo.affected_area.get(s, 0.0),
-                          *(unc[s] if s in unc else (None, None)))
-                         for s, v in photo.scores.items()],
-                    )  # fmt: skip
+                    self._save_photo(conn, visit, n, photo)
                 if a.easi is not None:
                     e = a.easi
-                    db.execute("INSERT INTO easi VALUES (?,?,?,?)",
-                               (visit, e.age_group, e.total, e.band))  # fmt: skip
-                    db.executemany(
-                        "INSERT INTO easi_regions VALUES (?,?,?,?,?,?,?,?)",
-                        [(visit, r.region, r.area, *(r.intensities[s] for s in EASI_SIGNS),
-                          r.score) for r in e.regions.values()],
-                    )  # fmt: skip
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                if written is not None:
-                    shutil.rmtree(written, ignore_errors=True)
-                raise
+                    conn.execute(t.easi.insert().values(visit_id=visit, age_group=e.age_group,
+                                                        total=e.total, band=e.band))  # fmt: skip
+                    conn.execute(t.easi_regions.insert(), [
+                        {"visit_id": visit, "region": r.region, "area": r.area, "score": r.score,
+                         **{s: r.intensities[s] for s in EASI_SIGNS}} for r in e.regions.values()])  # fmt: skip
+                conn.execute(t.audit.insert().values(
+                    at=now, actor=assessor, action="save", visit_id=visit, pseudonym=a.pseudonym,
+                    detail=f"{len(a.photos)} photo(s); model {a.model.get('name')} "
+                           f"{a.model.get('version')} {a.model.get('weights_sha256') or ''}".strip()))  # fmt: skip
+        except BaseException:
+            if written is not None:
+                shutil.rmtree(written, ignore_errors=True)
+            raise
         return visit
+
+    def _save_photo(self, conn, visit: int, n: int, photo: PhotoResult) -> None:
+        image_path = maps_path = None
+        if photo.image is not None:
+            image_path = f"images/{visit}/{n}.jpg"
+            (self.folder / image_path).write_bytes(clean_image(photo.image))
+        if photo.maps is not None:
+            maps_path = f"images/{visit}/{n}.npz"
+            np.savez_compressed(self.folder / maps_path, **_pixel_arrays(photo))
+        pid = conn.execute(t.photos.insert().values(
+            visit_id=visit, position=n, name=photo.name, region=photo.region,
+            image_path=image_path, maps_path=maps_path)).inserted_primary_key[0]  # fmt: skip
+        unc = photo.uncertainty or {}
+        if photo.scores:
+            conn.execute(t.sign_scores.insert(), [
+                {"photo_id": pid, "sign": s, "score": v, "label": photo.labels.get(s, ""),
+                 "affected_area": photo.affected_area.get(s, 0.0),
+                 "uncertainty_low": unc[s][0] if s in unc else None,
+                 "uncertainty_high": unc[s][1] if s in unc else None}
+                for s, v in photo.scores.items()])  # fmt: skip
 
     def patients(self) -> list[str]:
         """All pseudonyms, sorted."""
-        with self._connect() as db:
-            return [r[0] for r in db.execute("SELECT pseudonym FROM patients ORDER BY pseudonym")]
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(select(t.patients.c.pseudonym)).scalars())
 
     def visits(self, pseudonym: str) -> list[VisitSummary]:
         """A patient's visits, oldest first (ties by save order)."""
         check_pseudonym(pseudonym)
-        with self._connect() as db:
-            rows = db.execute(
-                """SELECT v.id, v.visit_date, v.age, v.region, v.model_name, v.model_version,
-                          (SELECT COUNT(*) FROM photos p WHERE p.visit_id = v.id) AS n,
-                          e.total, e.band
-                   FROM visits v JOIN patients pt ON pt.id = v.patient_id
-                   LEFT JOIN easi e ON e.visit_id = v.id
-                   WHERE pt.pseudonym = ? ORDER BY v.visit_date, v.id""",
-                (pseudonym,),
-            ).fetchall()
+        v, e = t.visits, t.easi
+        n = select(func.count()).where(t.photos.c.visit_id == v.c.id).scalar_subquery()
+        query = (select(v.c.id, v.c.visit_date, v.c.age, v.c.region, v.c.model_name,
+                        v.c.model_version, n.label("n"), e.c.total, e.c.band, v.c.assessor)
+                 .join(t.patients, t.patients.c.id == v.c.patient_id)
+                 .outerjoin(e, e.c.visit_id == v.c.id)
+                 .where(t.patients.c.pseudonym == pseudonym)
+                 .order_by(v.c.visit_date, v.c.id))  # fmt: skip
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
         return [
             VisitSummary(r["id"], dt.date.fromisoformat(r["visit_date"]), r["age"], r["region"],
                          r["n"], r["total"], r["band"],
-                         f"{r['model_name'] or ''} {r['model_version'] or ''}".strip())
+                         f"{r['model_name'] or ''} {r['model_version'] or ''}".strip(), r["assessor"])
             for r in rows
         ]  # fmt: skip
 
     def load(self, visit_id: int) -> Assessment:
         """One stored visit with its photos' stored images and maps (for side by side)."""
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT assessment_json FROM visits WHERE id = ?", (visit_id,)
-            ).fetchone()
-            if row is None:
+        with self.engine.connect() as conn:
+            data = conn.execute(select(t.visits.c.assessment_json)
+                                .where(t.visits.c.id == visit_id)).scalar()  # fmt: skip
+            if data is None:
                 raise KeyError(f"no visit with id {visit_id}")
-            photos = db.execute(
-                "SELECT image_path, maps_path FROM photos WHERE visit_id = ? ORDER BY position",
-                (visit_id,),
-            ).fetchall()
-        a = Assessment.from_dict(json.loads(row[0]))
-        for photo, paths in zip(a.photos, photos, strict=True):
-            _attach_pixels(photo, self.folder, paths["image_path"], paths["maps_path"])
+            photos = conn.execute(select(t.photos.c.image_path, t.photos.c.maps_path)
+                                  .where(t.photos.c.visit_id == visit_id)
+                                  .order_by(t.photos.c.position)).all()  # fmt: skip
+        a = Assessment.from_dict(json.loads(data))
+        for photo, (image_path, maps_path) in zip(a.photos, photos, strict=True):
+            _attach_pixels(photo, self.folder, image_path, maps_path)
         return a
+
+    def visit_owner(self, visit_id: int) -> str | None:
+        """The pseudonym a visit belongs to (None: no such visit)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.patients.c.pseudonym)
+                                .join(t.visits, t.visits.c.patient_id == t.patients.c.id)
+                                .where(t.visits.c.id == visit_id)).scalar()  # fmt: skip
 
     def compare(self, visit_a: int, visit_b: int) -> tuple[Assessment, Assessment]:
         """Two visits for side by side, older first."""
@@ -223,24 +238,28 @@ class HistoryStore:
         Long table: visit_id, visit_date, series (sign name or "EASI"), value, change_pct.
         """
         check_pseudonym(pseudonym)
-        with self._connect() as db:
-            rows = db.execute(
-                """SELECT v.id AS visit_id, v.visit_date, s.sign AS series, AVG(s.score) AS value,
-                          MIN(s.rowid) AS k
-                   FROM visits v JOIN patients pt ON pt.id = v.patient_id
-                   JOIN photos p ON p.visit_id = v.id JOIN sign_scores s ON s.photo_id = p.id
-                   WHERE pt.pseudonym = ? GROUP BY v.id, s.sign
-                   UNION ALL
-                   SELECT v.id, v.visit_date, ?, e.total, NULL
-                   FROM visits v JOIN patients pt ON pt.id = v.patient_id
-                   JOIN easi e ON e.visit_id = v.id WHERE pt.pseudonym = ?""",
-                (pseudonym, EASI_SERIES, pseudonym),
-            ).fetchall()
-        columns = ["visit_id", "visit_date", "series", "value", "k"]
-        df = pd.DataFrame([tuple(r) for r in rows], columns=columns)
+        v, p, s = t.visits, t.photos, t.sign_scores
+        mine = (select(v.c.id).join(t.patients, t.patients.c.id == v.c.patient_id)
+                .where(t.patients.c.pseudonym == pseudonym))  # fmt: skip
+        signs = (select(v.c.id, v.c.visit_date, s.c.sign, func.avg(s.c.score))
+                 .join(p, p.c.visit_id == v.c.id).join(s, s.c.photo_id == p.c.id)
+                 .where(v.c.id.in_(mine)).group_by(v.c.id, v.c.visit_date, s.c.sign))  # fmt: skip
+        easi = (select(v.c.id, v.c.visit_date, t.easi.c.total)
+                .join(t.easi, t.easi.c.visit_id == v.c.id).where(v.c.id.in_(mine)))  # fmt: skip
+        with self.engine.connect() as conn:
+            rows = [tuple(r) for r in conn.execute(signs)]
+            rows += [(i, d, EASI_SERIES, total) for i, d, total in conn.execute(easi)]
+            stored = conn.execute(select(v.c.assessment_json).where(v.c.id.in_(mine))
+                                  .order_by(v.c.id)).scalars().all()  # fmt: skip
+        # Signs in the model's order, as first saved; EASI last.
+        order: dict[str, int] = {}
+        for data in stored:
+            for sign in json.loads(data).get("signs", []):
+                order.setdefault(sign, len(order))
+        df = pd.DataFrame(rows, columns=["visit_id", "visit_date", "series", "value"])
+        df["value"] = df["value"].astype(float)
         df["visit_date"] = pd.to_datetime(df["visit_date"])
-        # Signs in the model's order (the order they were stored in), EASI last.
-        df["k"] = df.groupby("series")["k"].transform("min").astype(float).fillna(np.inf)
+        df["k"] = df["series"].map(lambda x: order.get(x, len(order) if x != EASI_SERIES else np.inf))
         df = df.sort_values(["k", "series", "visit_date", "visit_id"], kind="stable")
         df = df.drop(columns="k")
         base = df.groupby("series")["value"].transform("first")
@@ -249,16 +268,18 @@ class HistoryStore:
         )
         return df.reset_index(drop=True)
 
-    def delete_patient(self, pseudonym: str) -> int:
-        """Erase a patient, their visits and stored images; return the number of visits."""
+    def delete_patient(self, pseudonym: str, actor: str = "local") -> int:
+        """Erase a patient, their visits and stored images; return the number of visits.
+        The audit trail keeps the deletion (who, when, which visits)."""
         check_pseudonym(pseudonym)
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            ids = [r[0] for r in db.execute(
-                "SELECT v.id FROM visits v JOIN patients p ON p.id = v.patient_id "
-                "WHERE p.pseudonym = ?", (pseudonym,))]  # fmt: skip
-            db.execute("DELETE FROM patients WHERE pseudonym = ?", (pseudonym,))
-            db.execute("COMMIT")
+        v = t.visits
+        with db.write(self.engine) as conn:
+            ids = conn.execute(select(v.c.id).join(t.patients, t.patients.c.id == v.c.patient_id)
+                               .where(t.patients.c.pseudonym == pseudonym)).scalars().all()  # fmt: skip
+            conn.execute(t.patients.delete().where(t.patients.c.pseudonym == pseudonym))
+            conn.execute(t.audit.insert().values(
+                at=_now(), actor=actor, action="delete", visit_id=None, pseudonym=pseudonym,
+                detail=f"erased {len(ids)} visit(s): {', '.join(map(str, ids))}"))  # fmt: skip
         for visit in ids:
             shutil.rmtree(self.folder / "images" / str(visit), ignore_errors=True)
         return len(ids)

@@ -1,6 +1,8 @@
-"""The history database's schema as an ordered list of migrations (PRAGMA user_version).
+"""The pre-Alembic SQLite store's schema steps (PRAGMA user_version), frozen.
 
-Append only: never edit a released step; add a new one. Version N means steps 1..N ran.
+The store now migrates with Alembic (dashboard/store/migrations); these steps only bring a
+store written by an older dermsev (user_version 1 or 2) to version 3, which Alembic's
+baseline revision 0001 takes over from (dashboard/store/migrate.py). Never edit or add a step.
   1  patients, visits (with the assessment's JSON), photos, sign_scores
   2  easi (total, band) and easi_regions (area and intensities per region)
   3  visits.age may be NULL (age unknown): the table is rebuilt, its rows kept

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import streamlit as st
 
 from dashboard import charts, figures, tables
@@ -11,6 +9,7 @@ from dashboard.assessment import Assessment
 from dashboard.easi import REGION_LABELS
 from dashboard.figures import PLOTLY_CONFIG
 from dashboard.history import HistoryStore
+from dashboard.store.errors import STORE_ERRORS, describe
 
 
 def score_columns(a: Assessment) -> dict:
@@ -27,8 +26,8 @@ def score_columns(a: Assessment) -> dict:
 def history_view(store: HistoryStore, current: str = "") -> None:
     try:
         patients = store.patients()
-    except sqlite3.Error as exc:
-        st.error(f"Could not read the history: {exc}")
+    except STORE_ERRORS as exc:
+        st.error(describe(exc, "read the history"))
         return
     if not patients:
         st.info("No saved visits yet. Score photos, then press **Save to history**.")

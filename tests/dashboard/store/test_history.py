@@ -1,23 +1,23 @@
-"""The patient store: schema migrations, atomic saves, trends, EXIF stripping."""
+"""The patient store on SQLite and PostgreSQL (fixture `make_store`): atomic saves, trends,
+deletion, EXIF stripping. Migrations of older stores: test_store_migrate.py."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import sqlite3
 
 import numpy as np
 import pytest
 from PIL import Image
+from sqlalchemy import text
 
-from dashboard import history, schema
+from dashboard import history
 from dashboard.history import HistoryStore, clean_image, data_dir
-from dashboard.schema import SCHEMA_VERSION, migrate
 
 
-def _tables(path):
-    with sqlite3.connect(path) as db:
-        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+def _count(store, table: str) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar()
 
 
 def test_data_dir_env_and_default(tmp_path, monkeypatch):
@@ -29,55 +29,8 @@ def test_data_dir_env_and_default(tmp_path, monkeypatch):
     assert data_dir() == tmp_path / "home" / ".dermsev"
 
 
-def test_fresh_store_has_latest_schema(tmp_path):
-    store = HistoryStore(tmp_path)
-    with sqlite3.connect(store.path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert {"patients", "visits", "photos", "sign_scores", "easi", "easi_regions"} <= _tables(
-        store.path
-    )
-
-
-def test_upgrade_from_version_1_keeps_data(tmp_path, make_assessment):
-    path = tmp_path / history.DB_NAME
-    db = sqlite3.connect(path, isolation_level=None)
-    assert migrate(db, target=1) == 1
-    assert "easi" not in _tables(path)
-    db.execute("INSERT INTO patients (pseudonym, sex, created_at) VALUES ('OLD-1', 'M', 'x')")
-    db.close()
-    store = HistoryStore(tmp_path)  # opens and upgrades
-    with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert "easi" in _tables(path)
-    assert store.patients() == ["OLD-1"]
-    store.save(make_assessment(pseudonym="OLD-1"))
-    assert store.visits("OLD-1")[0].easi_band == "mild"
-
-
-def test_newer_database_refused(tmp_path):
-    path = tmp_path / history.DB_NAME
-    with sqlite3.connect(path) as db:
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(RuntimeError, match="newer than this dermsev understands"):
-        HistoryStore(tmp_path)
-
-
-def test_failed_migration_rolls_back(tmp_path, monkeypatch):
-    def broken(db):
-        db.execute("CREATE TABLE half_done (x)")
-        raise sqlite3.OperationalError("boom")
-
-    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, broken])
-    path = tmp_path / history.DB_NAME
-    db = sqlite3.connect(path, isolation_level=None)
-    with pytest.raises(sqlite3.OperationalError, match="boom"):
-        migrate(db, target=SCHEMA_VERSION + 1)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert "half_done" not in _tables(path)
-
-
-def test_save_list_load(tmp_path, make_assessment):
-    store = HistoryStore(tmp_path)
+def test_save_list_load(make_store, make_assessment):
+    store = make_store()
     a = make_assessment()
     visit = store.save(a)
     [summary] = store.visits("PT-0001")
@@ -97,8 +50,8 @@ def test_save_list_load(tmp_path, make_assessment):
         store.load(999)
 
 
-def test_save_is_atomic(tmp_path, make_assessment, monkeypatch):
-    store = HistoryStore(tmp_path)
+def test_save_is_atomic(make_store, tmp_path, make_assessment, monkeypatch):
+    store = make_store()
     a = make_assessment()
     calls = {"n": 0}
     real = history.clean_image
@@ -114,12 +67,12 @@ def test_save_is_atomic(tmp_path, make_assessment, monkeypatch):
         store.save(a)
     assert store.patients() == [] and store.visits("PT-0001") == []
     assert not list(tmp_path.glob("images/*/*"))  # the first photo's file is gone too
-    with sqlite3.connect(store.path) as db:
-        assert db.execute("SELECT COUNT(*) FROM sign_scores").fetchone()[0] == 0
+    assert _count(store, "sign_scores") == 0 and _count(store, "visits") == 0
+    assert _count(store, "audit") == 0  # the save's audit record went with it
 
 
-def test_trend_and_change_from_baseline(tmp_path, make_assessment):
-    store = HistoryStore(tmp_path)
+def test_trend_and_change_from_baseline(make_store, make_assessment):
+    store = make_store()
     first = make_assessment(visit_date=dt.date(2026, 1, 10))
     second = make_assessment(visit_date=dt.date(2026, 2, 10), with_easi=False)
     third = make_assessment(visit_date=dt.date(2026, 3, 10))
@@ -148,16 +101,16 @@ def test_trend_and_change_from_baseline(tmp_path, make_assessment):
     assert [v.visit_date.month for v in store.visits("PT-0001")] == [1, 2, 3]
 
 
-def test_compare_orders_visits(tmp_path, make_assessment):
-    store = HistoryStore(tmp_path)
+def test_compare_orders_visits(make_store, make_assessment):
+    store = make_store()
     late = store.save(make_assessment(visit_date=dt.date(2026, 5, 1)))
     early = store.save(make_assessment(visit_date=dt.date(2026, 1, 1)))
     a, b = store.compare(late, early)
     assert a.visit_date < b.visit_date
 
 
-def test_patients_are_separate_and_deletable(tmp_path, make_assessment):
-    store = HistoryStore(tmp_path)
+def test_patients_are_separate_and_deletable(make_store, make_assessment):
+    store = make_store()
     store.save(make_assessment(pseudonym="A-1"))
     store.save(make_assessment(pseudonym="B-2"))
     store.save(make_assessment(pseudonym="B-2", visit_date=dt.date(2026, 4, 1)))
@@ -166,12 +119,11 @@ def test_patients_are_separate_and_deletable(tmp_path, make_assessment):
     assert store.delete_patient("B-2") == 2
     assert store.patients() == ["A-1"] and store.visits("B-2") == []
     assert store.trend("B-2").empty
-    with sqlite3.connect(store.path) as db:
-        assert db.execute("SELECT COUNT(*) FROM photos").fetchone()[0] == 2
+    assert _count(store, "photos") == 2 and _count(store, "sign_scores") == 8
 
 
-def test_names_refused(tmp_path):
-    store = HistoryStore(tmp_path)
+def test_names_refused(make_store):
+    store = make_store()
     with pytest.raises(ValueError, match="never the patient's name"):
         store.visits("Jane Doe")
 
@@ -221,8 +173,8 @@ def test_clean_image_limits_size_and_checks_arrays():
         clean_image(np.zeros((10, 10), np.float32))
 
 
-def test_trend_series_order_and_empty(tmp_path, make_assessment):
-    store = HistoryStore(tmp_path)
+def test_trend_series_order_and_empty(make_store, make_assessment):
+    store = make_store()
     empty = store.trend("NOBODY")
     assert empty.empty and "change_pct" in empty.columns
     store.save(make_assessment())
@@ -230,23 +182,3 @@ def test_trend_series_order_and_empty(tmp_path, make_assessment):
     assert series == ["erythema", "papulation", "excoriation", "lichenification", "EASI"]
 
 
-def test_upgrade_from_version_2_makes_age_optional_and_keeps_visits(
-    tmp_path, make_assessment, monkeypatch
-):
-    path = tmp_path / history.DB_NAME
-    with monkeypatch.context() as m:  # a store as version 2 left it, with one saved visit
-        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
-        visit = HistoryStore(tmp_path).save(make_assessment())
-        with sqlite3.connect(path) as db:
-            assert db.execute("PRAGMA user_version").fetchone()[0] == 2
-    store = HistoryStore(tmp_path)  # opens and upgrades
-    with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 3
-        assert db.execute("SELECT COUNT(*) FROM photos WHERE visit_id = ?", (visit,)).fetchone()[0] == 2
-    back = store.load(visit)  # the older visit still loads, photos and all
-    assert back.age == 34 and len(back.photos) == 2 and back.photos[0].image is not None
-    unknown = make_assessment(visit_date=dt.date(2026, 4, 1))
-    unknown.age = None
-    new = store.save(unknown)
-    assert store.load(new).age is None
-    assert [v.age for v in store.visits("PT-0001")] == [34, None]
