@@ -8,7 +8,7 @@ from pathlib import Path
 
 from model.errors import DermsevError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".dcm"}
 
 
 def expand_inputs(items: list[str]) -> list[Path]:

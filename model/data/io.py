@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from model.data import dicom
 from model.errors import DermsevError
 
 IGNORE = 255  # mask value: not annotated (SPEC)
@@ -142,9 +143,9 @@ def decode(
 ) -> Image.Image | np.ndarray:
     """Stage 1 of reading: the file's pixels, not yet EXIF-rotated nor converted.
 
-    A loaded PIL image, or an (H, W, C) array for TIFF files and arrays. draft_size: for
-    JPEGs, let the decoder skip detail below this size (Pillow's draft mode, a 2-8x faster
-    decode of large photos); the result is at least that large.
+    A loaded PIL image, or an (H, W, C) array for TIFF and DICOM files (model/data/dicom.py)
+    and arrays. draft_size: for JPEGs, let the decoder skip detail below this size (Pillow's
+    draft mode, a 2-8x faster decode of large photos); the result is at least that large.
     """
     label = _label(source, name)
     if isinstance(source, (np.ndarray, Image.Image)):
@@ -166,6 +167,8 @@ def decode(
         raise DermsevError(f"{label}: file is empty")
     if data[:4] in TIFF_MAGIC:
         return _read_tiff(data, label)
+    if dicom.is_dicom(data) or label.lower().endswith(".dcm"):
+        return dicom.read_dicom(data, label, max_pixels=MAX_PIXELS)
     with _pil_errors(label):
         img = Image.open(io.BytesIO(data))
         if draft_size is not None and img.format == "JPEG":

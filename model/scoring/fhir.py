@@ -1,0 +1,329 @@
+"""An assessment as a FHIR Bundle (R5 by default, R4B on request), and read back.
+
+The input is an assessment as plain data, the dashboard's `Assessment.to_dict()` layout
+(`dermsev predict` builds the same layout without EASI): pseudonym, visit_date, age, sex,
+signs, max_score, photos (name, region, signs {sign: score, label, affected_area_pct}, check)
+and easi (total, band, regions {region: intensities, area, weight, score}) or None.
+
+The Bundle (type "collection") holds, in order:
+- DiagnosticReport: status "preliminary" until a clinician confirms (then "final"), the PDF
+  report as presentedForm when given, conclusion "EASI 12.3 (moderate)", every Observation
+  as a result;
+- Device: the model (name, version; the SHA-256 of its weights as an identifier; a demo model's
+  synthetic-data notice as a note), referenced by every model Observation;
+- Observations: the patient's age (LOINC 30525-0) and sex (LOINC 46098-0) as entered; the
+  EASI total, whose *members* are one Observation per region (SNOMED CT body site) with the
+  area score, weight and the four intensities as *components*; one Observation per photo,
+  with each sign's intensity and affected area (and the photo check) as *components*;
+- DocumentReference per photo (title, content type, SHA-1 hash; DICOM photos carry their SOP
+  Instance UID as an identifier), referenced by the photo's Observation (derivedFrom); the
+  photo's bytes only when asked (`embed`).
+
+The patient is never a resource: every subject is a logical reference by identifier (the
+pseudonym, `pseudonym_system`), no name, no birth date. No standard LOINC or SNOMED CT code
+exists for the EASI score or its parts that we could find, so they are codes of a local code
+system, CODE_SYSTEM (listed by `code_system()`); the URI is under the reserved .invalid
+domain (RFC 2606), which can never clash with a real one: a site that publishes the code
+system replaces it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Mapping
+
+CODE_SYSTEM = "https://dermsev.invalid/fhir/CodeSystem/dermsev"
+PSEUDONYM_SYSTEM = "https://dermsev.invalid/fhir/NamingSystem/pseudonym"
+WEIGHTS_SYSTEM = "https://dermsev.invalid/fhir/NamingSystem/model-weights-sha256"
+DICOM_UID_SYSTEM = "urn:dicom:uid"
+SNOMED, LOINC, UCUM = "http://snomed.info/sct", "http://loinc.org", "http://unitsofmeasure.org"
+OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+GENDER = "http://hl7.org/fhir/administrative-gender"
+VERSIONS = ("R5", "R4B")
+EASI_SIGNS = ("erythema", "papulation", "excoriation", "lichenification")
+# SNOMED CT body structures of the four EASI regions.
+REGION_SITES: dict[str, tuple[str, str]] = {
+    "head_neck": ("774007", "Structure of head and/or neck"),
+    "upper_limbs": ("53120007", "Upper limb structure"),
+    "trunk": ("22943007", "Trunk structure"),
+    "lower_limbs": ("61685007", "Lower limb structure"),
+}
+_FIXED_CODES: dict[str, str] = {
+    "skin-severity-assessment": "Skin disease severity assessment from photographs (dermsev)",
+    "easi-total": "EASI total score (0-72)",
+    "easi-band": "EASI severity band (Leshem et al. 2015)",
+    "easi-region-score": "EASI region score",
+    "easi-area-score": "EASI area score (0-6)",
+    "easi-region-weight": "EASI region weight",
+    **{f"easi-intensity-{s}": f"EASI {s} intensity (0-3), as checked by the clinician" for s in EASI_SIGNS},
+    "photo-sign-scores": "Per-sign severity scores of one photograph (model)",
+    "photo-check": "Photo check verdict (pass, warn, fail)",
+    "skin-fraction": "Skin, % of the photograph",
+}
+
+
+def sign_codes(sign: str) -> dict[str, str]:
+    """The local codes of one model sign: '<sign>-intensity' and '<sign>-affected-area'."""
+    return {f"{sign}-intensity": f"{sign} severity, median over the affected skin (model)",
+            f"{sign}-affected-area": f"{sign} affected area, % of the skin in the photograph (model)"}
+
+
+def code_system(signs: tuple[str, ...] = EASI_SIGNS) -> dict:
+    """The local code system as a FHIR CodeSystem resource (for the docs, or to publish)."""
+    codes = dict(_FIXED_CODES)
+    for s in signs:
+        codes |= sign_codes(s)
+    return {"resourceType": "CodeSystem", "url": CODE_SYSTEM, "name": "DermsevCodes",
+            "title": "dermsev local codes: EASI and per-photo model scores", "status": "draft",
+            "content": "complete", "caseSensitive": True,
+            "description": "No standard LOINC or SNOMED CT code exists for the EASI score or its parts; "
+                           "these are local codes of dermsev.",
+            "concept": [{"code": c, "display": d} for c, d in codes.items()]}  # fmt: skip
+
+
+def _code(code: str, display: str | None = None, system: str = CODE_SYSTEM, text: str | None = None) -> dict:
+    coding = {"system": system, "code": code}
+    if display is None and system == CODE_SYSTEM:
+        display = _FIXED_CODES.get(code)
+    if display:
+        coding["display"] = display
+    out: dict = {"coding": [coding]}
+    if text:
+        out["text"] = text
+    return out
+
+
+def _quantity(value: float, unit: str = "score") -> dict:
+    code = "%" if unit == "%" else ("a" if unit == "years" else "{score}")
+    return {"value": value, "unit": unit, "system": UCUM, "code": code}
+
+
+def _category(code: str) -> list[dict]:
+    return [{"coding": [{"system": OBS_CATEGORY, "code": code}]}]
+
+
+def _ref(full_url: str) -> dict:
+    return {"reference": full_url}
+
+
+def _attachment(content_type: str, data: bytes | None, title: str, sha1: bytes | None = None) -> dict:
+    out = {"contentType": content_type, "title": title}
+    if data is not None:
+        out["data"] = base64.b64encode(data).decode("ascii")
+    if sha1 is not None or data is not None:
+        digest = sha1 if sha1 is not None else hashlib.sha1(data).digest()  # noqa: S324 (FHIR's hash is SHA-1)
+        out["hash"] = base64.b64encode(digest).decode("ascii")
+    return out
+
+
+def _device(device: Mapping, version: str) -> dict:
+    name = str(device.get("name") or "dermsev model")
+    out: dict = {"resourceType": "Device"}
+    if device.get("weights_sha256"):
+        out["identifier"] = [{"system": WEIGHTS_SYSTEM, "value": str(device["weights_sha256"])}]
+    if version == "R5":
+        out["name"] = [{"value": name, "type": "user-friendly-name"}]
+    else:
+        out["deviceName"] = [{"name": name, "type": "user-friendly-name"}]
+    if device.get("version"):
+        out["version"] = [{"value": str(device["version"])}]
+    notes = [str(device["description"])] if device.get("description") else []
+    if device.get("synthetic"):
+        notes.append("Demo model: trained on synthetic images, not for clinical use.")
+    if notes:
+        out["note"] = [{"text": n} for n in notes]
+    return out
+
+
+def bundle(
+    data: Mapping,
+    *,
+    device: Mapping,
+    photos: Mapping[str, Mapping] | None = None,
+    pdf: bytes | None = None,
+    confirmed: bool = False,
+    version: str = "R5",
+    pseudonym_system: str = PSEUDONYM_SYSTEM,
+    validate: bool = True,
+) -> dict:
+    """The assessment `data` as a FHIR Bundle (a JSON-ready dict); see the module docstring.
+
+    device: {name, version, weights_sha256, synthetic, description}. photos: {photo name:
+    {"content_type", "sha1" (bytes), "data" (bytes: embedded), "sop_instance_uid"}}, each key
+    optional. confirmed: the clinician confirmed the assessment (status final). validate:
+    parse the result with fhir.resources for `version` (ValueError if it does not conform).
+    """
+    if version not in VERSIONS:
+        raise ValueError(f"FHIR version must be one of {', '.join(VERSIONS)}, got {version!r}")
+    status = "final" if confirmed else "preliminary"
+    entries: list[tuple[str, dict]] = []
+
+    def add(resource: dict) -> str:
+        url = f"urn:uuid:{uuid.uuid4()}"
+        entries.append((url, resource))
+        return url
+
+    pseudonym = data.get("pseudonym")
+    subject = {"subject": {"identifier": {"system": pseudonym_system, "value": pseudonym}}} if pseudonym else {}
+    when = {"effectiveDateTime": str(data["visit_date"])} if data.get("visit_date") else {}
+    issued = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+    def observation(code: dict, category: str, **fields) -> dict:
+        return {"resourceType": "Observation", "status": status, "category": _category(category), "code": code,
+                **subject, **when, "issued": issued, **fields}
+
+    report = {"resourceType": "DiagnosticReport", "status": status}
+    add(report)  # the first entry; filled in below
+    device_url = add(_device(device, version))
+    results: list[str] = []
+    if data.get("age") is not None:
+        results.append(add(observation(_code("30525-0", "Age", LOINC), "survey",
+                                       valueQuantity=_quantity(float(data["age"]), "years"))))
+    if data.get("sex") in ("F", "M"):
+        gender = {"F": "female", "M": "male"}[data["sex"]]
+        results.append(add(observation(_code("46098-0", "Sex", LOINC), "survey",
+                                       valueCodeableConcept=_code(gender, gender.capitalize(), GENDER))))
+    easi = data.get("easi")
+    if easi:
+        members = []
+        for region, r in easi["regions"].items():
+            site, name = REGION_SITES[region]
+            comps = [{"code": _code("easi-area-score"), "valueInteger": int(r["area"])},
+                     {"code": _code("easi-region-weight"), "valueQuantity": _quantity(float(r["weight"]), "1")}]
+            comps += [{"code": _code(f"easi-intensity-{s}"), "valueQuantity": _quantity(float(v))}
+                      for s, v in r["intensities"].items()]
+            members.append(add(observation(_code("easi-region-score"), "exam", bodySite=_code(site, name, SNOMED),
+                                           valueQuantity=_quantity(float(r["score"])), component=comps)))
+        total = observation(_code("easi-total"), "exam", valueQuantity=_quantity(float(easi["total"])),
+                            interpretation=[{"text": str(easi["band"])}],
+                            hasMember=[_ref(u) for u in members],
+                            component=[{"code": _code("easi-band"), "valueString": str(easi["band"])}])
+        if easi.get("age") is None:
+            total["note"] = [{"text": "Age unknown: region weights for 8 years and over."}]
+        results += [add(total), *members]
+    for photo in data.get("photos", []):
+        results.append(_photo(photo, observation, add, device_url, (photos or {}).get(photo["name"], {}), subject))
+    report |= {"code": _code("skin-severity-assessment"), **subject, **when, "issued": issued,
+               "result": [_ref(u) for u in results]}
+    if easi:
+        report["conclusion"] = f"EASI {float(easi['total']):.1f} ({easi['band']})"
+    if pdf is not None:
+        report["presentedForm"] = [_attachment("application/pdf", pdf, "dermsev report (PDF)")]
+    out = {"resourceType": "Bundle", "identifier": {"system": "urn:ietf:rfc:3986", "value": f"urn:uuid:{uuid.uuid4()}"},
+           "type": "collection", "timestamp": issued,
+           "entry": [{"fullUrl": url, "resource": res} for url, res in entries]}  # fmt: skip
+    if validate:
+        check(out, version)
+    return out
+
+
+def _photo(photo: Mapping, observation, add, device_url: str, ref: Mapping, subject: dict) -> str:
+    """One photo: its DocumentReference and its Observation (components per sign); the latter's URL."""
+    doc: dict = {"resourceType": "DocumentReference", "status": "current", **subject,
+                 "description": f"Photograph {photo['name']}",
+                 "content": [{"attachment": _attachment(ref.get("content_type", "application/octet-stream"),
+                                                         ref.get("data"), photo["name"], ref.get("sha1"))}]}  # fmt: skip
+    if ref.get("sop_instance_uid"):
+        doc["identifier"] = [{"system": DICOM_UID_SYSTEM, "value": f"urn:oid:{ref['sop_instance_uid']}"}]
+    doc_url = add(doc)
+    check = photo.get("check") or {}
+    comps = []
+    for sign, s in photo["signs"].items():
+        intensity = {"code": _code(f"{sign}-intensity", sign_codes(sign)[f"{sign}-intensity"]),
+                     "valueQuantity": _quantity(float(s["score"]))}
+        if s.get("label"):  # None: withheld (a failed photo not confirmed by the clinician)
+            intensity["interpretation"] = [{"text": s["label"]}]
+        comps += [intensity, {"code": _code(f"{sign}-affected-area", sign_codes(sign)[f"{sign}-affected-area"]),
+                              "valueQuantity": _quantity(float(s["affected_area_pct"]), "%")}]
+    notes = []
+    if check.get("verdict"):
+        comps.append({"code": _code("photo-check"), "valueString": check["verdict"]})
+        notes += list(check.get("reasons") or [])
+        if check["verdict"] == "fail" and not check.get("confirmed"):
+            notes.append("Photo check failed: labels withheld, not confirmed by the clinician.")
+    if check.get("skin_pct") is not None:
+        comps.append({"code": _code("skin-fraction"), "valueQuantity": _quantity(float(check["skin_pct"]), "%")})
+    if photo.get("skin_corrected"):
+        notes.append("Skin mask corrected by the clinician: scores and affected area are taken over it.")
+    fields: dict = {"device": _ref(device_url), "derivedFrom": [_ref(doc_url)], "component": comps}
+    if photo.get("region") in REGION_SITES:
+        fields["bodySite"] = _code(*REGION_SITES[photo["region"]], SNOMED)
+    if notes:
+        fields["note"] = [{"text": n} for n in notes]
+    return add(observation(_code("photo-sign-scores", text=f"Severity scores of {photo['name']}"), "imaging", **fields))
+
+
+def check(data: Mapping, version: str = "R5") -> None:
+    """Parse a Bundle with fhir.resources (structure, types, cardinality: not value sets);
+    ValueError naming the first problems if it does not conform to `version`."""
+    if version not in VERSIONS:
+        raise ValueError(f"FHIR version must be one of {', '.join(VERSIONS)}, got {version!r}")
+    if version == "R5":
+        from fhir.resources.bundle import Bundle
+    else:
+        from fhir.resources.R4B.bundle import Bundle
+    try:
+        Bundle.model_validate(dict(data))
+    except Exception as exc:
+        errors = getattr(exc, "errors", None)
+        detail = ("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors()[:5])
+                  if callable(errors) else str(exc).split("\n")[0])
+        raise ValueError(f"not a valid FHIR {version} Bundle: {detail}") from None
+
+
+def _coded(concept: Mapping | None, system: str = CODE_SYSTEM) -> str | None:
+    for c in (concept or {}).get("coding", []):
+        if c.get("system") == system:
+            return c.get("code")
+    return None
+
+
+def read(data: Mapping) -> dict:
+    """What a Bundle from `bundle` says, back as plain numbers (for round trips and importers):
+    {"status", "pseudonym", "device": {name, version, weights_sha256}, "photos": {name: {sign:
+    {"score", "affected_area_pct", "label"}}}, "easi": {"total", "band", "regions": {region:
+    {"score", "area", "intensities"}}} or None}."""
+    resources = {e["fullUrl"]: e["resource"] for e in data.get("entry", [])}
+    out: dict = {"status": None, "pseudonym": None, "device": {}, "photos": {}, "easi": None}
+    sites = {code: region for region, (code, _) in REGION_SITES.items()}
+    docs = {url: r for url, r in resources.items() if r["resourceType"] == "DocumentReference"}
+    for r in resources.values():
+        kind = r["resourceType"]
+        if kind == "DiagnosticReport":
+            out["status"] = r["status"]
+            out["pseudonym"] = r.get("subject", {}).get("identifier", {}).get("value")
+        elif kind == "Device":
+            names = r.get("name") or [{"value": n["name"]} for n in r.get("deviceName", [])]
+            out["device"] = {"name": names[0]["value"] if names else None,
+                             "version": (r.get("version") or [{}])[0].get("value"),
+                             "weights_sha256": next((i["value"] for i in r.get("identifier", [])
+                                                     if i.get("system") == WEIGHTS_SYSTEM), None)}  # fmt: skip
+    for r in resources.values():
+        code = _coded(r.get("code")) if r["resourceType"] == "Observation" else None
+        comps = {_coded(c["code"]): c for c in r.get("component", [])}
+        if code == "easi-total":
+            out["easi"] = {"total": r["valueQuantity"]["value"], "band": comps["easi-band"]["valueString"],
+                           "regions": {}}
+            for member in r.get("hasMember", []):
+                m = resources[member["reference"]]
+                mc = {_coded(c["code"]): c for c in m.get("component", [])}
+                region = sites[_coded(m["bodySite"], SNOMED)]
+                out["easi"]["regions"][region] = {
+                    "score": m["valueQuantity"]["value"], "area": mc["easi-area-score"]["valueInteger"],
+                    "intensities": {s: mc[f"easi-intensity-{s}"]["valueQuantity"]["value"]
+                                    for s in EASI_SIGNS if f"easi-intensity-{s}" in mc}}  # fmt: skip
+        elif code == "photo-sign-scores":
+            doc = docs[r["derivedFrom"][0]["reference"]]
+            name = doc["content"][0]["attachment"]["title"]
+            signs = {}
+            for c, comp in comps.items():
+                if c and c.endswith("-intensity"):
+                    sign = c[: -len("-intensity")]
+                    signs[sign] = {"score": comp["valueQuantity"]["value"],
+                                   "affected_area_pct": comps[f"{sign}-affected-area"]["valueQuantity"]["value"],
+                                   "label": (comp.get("interpretation") or [{}])[0].get("text")}  # fmt: skip
+            out["photos"][name] = signs
+    return out
