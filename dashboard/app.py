@@ -19,6 +19,7 @@ from dashboard.easi import EASI_SIGNS, REGION_LABELS, REGIONS, compute_easi, eas
 from dashboard.figures import PLOTLY_CONFIG
 from dashboard.history import HistoryStore
 from dashboard.inference_queue import QueuedPredictor, shared_queue
+from dashboard.models import check_installed, default_choice, installed_models, model_record
 from dashboard.store.errors import STORE_ERRORS, describe
 from dashboard.view_colour import neutral_patch, white_balance_choice
 from dashboard.view_history import history_view, score_columns
@@ -40,18 +41,18 @@ def get_predictor(model_dir: str):
 def sidebar():
     with st.sidebar:
         st.header("Model")
-        choices = scoring.model_choices()
+        models = installed_models()  # only what the administrator installed: no typed paths
+        choices = list(models)
         model_dir = st.selectbox(
-            "Model directory", choices, index=len(choices) - 1, key="model_dir_choice",
-            format_func=lambda d: d or "bundled demo model",
-            help="DERMSEV_MODEL, when set, is offered and chosen by default.",
+            "Model", choices, index=choices.index(default_choice(models)), key="model_dir_choice",
+            format_func=models.get,
+            help="Models installed on the server by an administrator (DERMSEV_MODELS folder, "
+                 "DERMSEV_MODEL); DERMSEV_MODEL is chosen by default.",
         )  # fmt: skip
-        custom = st.text_input("Other model directory", key="model_dir",
-                               placeholder="/path/to/MODEL_DIR").strip()  # fmt: skip
         try:
-            predictor = get_predictor(custom or model_dir)
+            predictor = get_predictor(check_installed(model_dir))
         except Exception as exc:  # any broken model directory: say so, keep the page
-            st.error(f"Could not load the model from {custom or model_dir or 'the demo'}: {exc}")
+            st.error(f"Could not load the model {models.get(model_dir, model_dir)}: {exc}")
             st.stop()
         info = predictor.info
         st.caption(f"**{info['name']}** {info['version']}  \n{info['description']}")
@@ -239,6 +240,7 @@ def exports(a, store):
             st.info(f"Already saved as visit #{st.session_state.saved_visit}.")
         else:
             try:
+                a.model = model_record(a.model)  # the weights' sha256 goes with the visit
                 st.session_state.saved_visit = store.save(a)
             except STORE_ERRORS as exc:  # full disk, read-only folder, database down
                 st.error(describe(exc))

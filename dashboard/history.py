@@ -88,6 +88,7 @@ class VisitSummary:
     easi_band: str | None
     model: str
     assessor: str | None = None  # None: saved before accounts existed
+    model_hash: str | None = None  # sha256 of the weights file
 
 
 def _now() -> str:
@@ -190,7 +191,8 @@ class HistoryStore:
         v, e = t.visits, t.easi
         n = select(func.count()).where(t.photos.c.visit_id == v.c.id).scalar_subquery()
         query = (select(v.c.id, v.c.visit_date, v.c.age, v.c.region, v.c.model_name,
-                        v.c.model_version, n.label("n"), e.c.total, e.c.band, v.c.assessor)
+                        v.c.model_version, n.label("n"), e.c.total, e.c.band, v.c.assessor,
+                        v.c.model_hash)
                  .join(t.patients, t.patients.c.id == v.c.patient_id)
                  .outerjoin(e, e.c.visit_id == v.c.id)
                  .where(t.patients.c.pseudonym == pseudonym)
@@ -200,7 +202,8 @@ class HistoryStore:
         return [
             VisitSummary(r["id"], dt.date.fromisoformat(r["visit_date"]), r["age"], r["region"],
                          r["n"], r["total"], r["band"],
-                         f"{r['model_name'] or ''} {r['model_version'] or ''}".strip(), r["assessor"])
+                         f"{r['model_name'] or ''} {r['model_version'] or ''}".strip(), r["assessor"],
+                         r["model_hash"])
             for r in rows
         ]  # fmt: skip
 

@@ -29,15 +29,6 @@ def default_model_dir() -> str:
     return os.environ.get(MODEL_ENV, "").strip()
 
 
-def model_choices(current: str = "") -> list[str]:
-    """Model directories to offer: the demo ("" ), $DERMSEV_MODEL and the current entry."""
-    out = [""]
-    for item in (default_model_dir(), current.strip()):
-        if item and item not in out:
-            out.append(item)
-    return out
-
-
 @dataclass
 class BatchResult:
     """Scored photos of one upload, and one message per photo that could not be scored."""

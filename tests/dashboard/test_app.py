@@ -197,11 +197,19 @@ def test_save_and_history(app):
     assert any("Change from baseline" in m.value for m in app.markdown)
 
 
-def test_broken_model_directory_is_reported(app):
-    app.text_input(key="model_dir").input("/nowhere")
+def test_broken_model_directory_is_reported(app, monkeypatch):
+    monkeypatch.setenv("DERMSEV_MODEL", "/nowhere")  # installed by an admin, but broken
+    app.run()
+    app.selectbox(key="model_dir_choice").set_value("/nowhere")
     app.run()
     assert not app.exception
-    assert any("Could not load the model from /nowhere" in e.value for e in app.sidebar.error)
-    app.text_input(key="model_dir").input("")
+    assert any("Could not load the model nowhere (DERMSEV_MODEL)" in e.value for e in app.sidebar.error)
+    app.selectbox(key="model_dir_choice").set_value("")
     app.run()
     assert app.title[0].value == "Skin severity assessment"
+
+
+def test_no_model_path_can_be_typed(app):
+    """The browser chooses among installed models only: no text field takes a path."""
+    assert [w.label for w in app.sidebar.text_input] == []
+    assert app.selectbox(key="model_dir_choice").options == ["bundled demo model"]

@@ -79,12 +79,3 @@ def test_easi_prefill_by_region(make_result):
     values = {f"{r}:{s}": v for r, d in pre.items() for s, v in d.items()}
     inputs = scoring.easi_inputs(values, dict.fromkeys(pre, 2))
     assert inputs["trunk"] == (pre["trunk"], 2)
-
-
-def test_model_choices(monkeypatch):
-    monkeypatch.delenv("DERMSEV_MODEL", raising=False)
-    assert scoring.model_choices() == [""]
-    monkeypatch.setenv("DERMSEV_MODEL", "/models/v2")
-    assert scoring.default_model_dir() == "/models/v2"
-    assert scoring.model_choices() == ["", "/models/v2"]
-    assert scoring.model_choices("/other") == ["", "/models/v2", "/other"]

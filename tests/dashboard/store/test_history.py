@@ -32,8 +32,10 @@ def test_data_dir_env_and_default(tmp_path, monkeypatch):
 def test_save_list_load(make_store, make_assessment):
     store = make_store()
     a = make_assessment()
-    visit = store.save(a)
+    a.model["weights_sha256"] = "ab" * 32
+    visit = store.save(a, assessor="dr_lee")
     [summary] = store.visits("PT-0001")
+    assert (summary.assessor, summary.model_hash) == ("dr_lee", "ab" * 32)
     assert summary.id == visit and summary.visit_date == dt.date(2026, 3, 14)
     assert summary.n_photos == 2 and summary.easi_total == pytest.approx(4.7)
     assert summary.model == "dermsev-demo 0.1.0"
