@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from model.cli import interop
 from model.cli.common import expand_inputs, output_stems, resolve_model
 from model.data.colour import check_method
 from model.data.patient import check_age
@@ -81,15 +82,18 @@ def parse_white_balance(method: str | None, box: str | None) -> tuple[str | None
 
 def predict_cli(model_dir, images: list[str], age=None, sex=None, out: str | None = None, maps: str | None = None,
                 tta: bool = False, backend: str = "auto", white_balance: str | None = None,
-                neutral_box: str | None = None) -> None:
+                neutral_box: str | None = None, pseudonym: str | None = None, fhir_version: str = "R5") -> None:
     if out and Path(out).suffix.lower() not in (".csv", ".json"):
-        raise DermsevError(f"--out {out}: must end in .csv or .json")
+        raise DermsevError(f"--out {out}: must end in .csv, .json or .fhir.json")
     check_age(age, "--age")
+    interop.check_fhir_args(out, pseudonym, fhir_version)
     method, box = parse_white_balance(white_balance, neutral_box)
     from model.inference import load_model
 
     predictor = load_model(model_dir, backend=backend)
     paths = expand_inputs(images)
+    for note in filter(None, (interop.header_note(p, age, sex) for p in paths)):
+        print(f"dermsev predict: {note}", file=sys.stderr)
     fields = ["image", "error", *CHECK_FIELDS] + [f"{k}_{s}" for s in predictor.signs for k in ("score", "label", "area")]
     if tta:
         fields += [f"{k}_{s}" for s in predictor.signs for k in ("low", "high")]
@@ -125,7 +129,9 @@ def predict_cli(model_dir, images: list[str], age=None, sex=None, out: str | Non
     finally:
         if fh:
             fh.close()
-    if out and out.lower().endswith(".json"):
+    if interop.is_fhir(out):
+        interop.write_fhir(out, predictor, rows_json, age, sex, pseudonym, fhir_version)
+    elif out and out.lower().endswith(".json"):
         Path(out).write_text(json.dumps({"model": predictor.info, "age": age, "sex": sex, "images": rows_json}, indent=2) + "\n")
     if n_bad == len(paths) == 1:
         raise last_error
@@ -152,7 +158,9 @@ def add_parser(sub) -> None:
     pr.add_argument("images", nargs="+", help="image files or folders")
     pr.add_argument("--age", type=float)
     pr.add_argument("--sex", type=str.upper, choices=["F", "M"])
-    pr.add_argument("--out", help="FILE.csv or FILE.json (default: a table on stdout)")
+    pr.add_argument("--out", help="FILE.csv, FILE.json or FILE.fhir.json (a FHIR Bundle; default: a table on stdout)")
+    pr.add_argument("--pseudonym", help="with --out FILE.fhir.json: the patient's pseudonym (a code, never a name)")
+    pr.add_argument("--fhir-version", default="R5", choices=["R5", "R4B"], help="with --out FILE.fhir.json (default R5)")
     pr.add_argument("--maps", help="folder for per-sign severity map PNGs")
     pr.add_argument("--tta", action="store_true", help="report a score range under test-time augmentation")
     pr.add_argument("--backend", default="auto", choices=["auto", "torch-fp32", "torch-bf16", "onnx"])
@@ -165,4 +173,4 @@ def add_parser(sub) -> None:
 def run(args) -> None:
     predict_cli(resolve_model(args.model_dir), args.images, age=args.age, sex=args.sex, out=args.out,
                 maps=args.maps, tta=args.tta, backend=args.backend, white_balance=args.white_balance,
-                neutral_box=args.neutral_box)
+                neutral_box=args.neutral_box, pseudonym=args.pseudonym, fhir_version=args.fhir_version)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import mimetypes
 import uuid
 from collections.abc import Mapping
 
@@ -254,6 +255,29 @@ def _photo(photo: Mapping, observation, add, device_url: str, ref: Mapping, subj
     if notes:
         fields["note"] = [{"text": n} for n in notes]
     return add(observation(_code("photo-sign-scores", text=f"Severity scores of {photo['name']}"), "imaging", **fields))
+
+
+def photo_refs(sources: Mapping[str, bytes], embed: bool = False) -> dict[str, dict]:
+    """`bundle`'s photos argument from the files {name: bytes}: content type, SHA-1, the SOP
+    Instance UID of a DICOM photo, and the bytes themselves only when `embed`."""
+    from model.data.dicom import is_dicom, read_header
+    from model.errors import DermsevError
+
+    out = {}
+    for name, data in sources.items():
+        dicom = is_dicom(data)
+        ref = {"content_type": "application/dicom" if dicom else (mimetypes.guess_type(name)[0]
+                                                                  or "application/octet-stream"),
+               "sha1": hashlib.sha1(data).digest()}  # noqa: S324 (FHIR Attachment.hash is SHA-1)
+        if embed:
+            ref["data"] = data
+        if dicom:
+            try:
+                ref["sop_instance_uid"] = read_header(data, name).sop_instance_uid
+            except DermsevError:
+                pass  # scoring reports the file
+        out[name] = ref
+    return out
 
 
 def check(data: Mapping, version: str = "R5") -> None:
