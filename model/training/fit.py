@@ -30,6 +30,8 @@ from model.data.scores import easi_scores, mask_scores
 from model.data.trainset import CachedExamples, SeverityDataset, eval_batches
 from model.nets.unet import DermSevNet
 from model.scoring.metrics import SignAccumulator, SkinDice, mean_over_signs
+from model.training import distributed
+from model.training.distributed import Dist
 from model.training.losses import image_mae, masked_mae, skin_bce
 
 DEFAULT_EPOCHS = 30  # when neither --epochs nor --max-minutes is given
@@ -49,6 +51,8 @@ class FitResult:
 def autocast(precision: str, device: torch.device):
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16":  # CUDA only (train.pick_precision refuses it elsewhere); with a GradScaler
+        return torch.autocast(device.type, dtype=torch.float16)
     return nullcontext()
 
 
@@ -117,9 +121,13 @@ def compute_loss(net: DermSevNet, batch: dict, supervision: str, image_weight: f
 
 
 @torch.no_grad()
-def evaluate_indices(net: DermSevNet, cache: CachedExamples, indices: list[int], precision: str, batch_size: int = 8) -> dict:
-    """Metrics at the working size (fast; `dermsev evaluate` measures at full resolution)."""
+def evaluate_indices(net: DermSevNet, cache: CachedExamples, indices: list[int], precision: str, batch_size: int = 8,
+                     dist: Dist | None = None) -> dict:
+    """Metrics at the working size (fast; `dermsev evaluate` measures at full resolution).
+    dist: each rank scores its share of `indices`; the metrics are those of all of them."""
     net.eval()
+    if dist is not None:
+        indices = distributed.shard(indices, dist)
     spec = cache.spec
     acc = {s: SignAccumulator(spec.thresholds) for s in spec.signs}
     device = next(net.parameters()).device
@@ -140,6 +148,7 @@ def evaluate_indices(net: DermSevNet, cache: CachedExamples, indices: list[int],
                 truth = float(batch["scores"][b, k])
                 acc[sign].add(maps[b, k][valid[b]], batch["masks"][b, k].numpy()[valid[b]] if has else None,
                               scores[k], None if math.isnan(truth) else truth)
+    distributed.merge_metrics(acc, skin, dist)
     per_sign = {s: a.result() for s, a in acc.items()}
     out = {"per_sign": per_sign, "mean": mean_over_signs(per_sign)}
     if skin.result() is not None:
@@ -158,13 +167,21 @@ def fit(
     deadline: float | None = None, desc: str = "train", progress: bool = True,
     on_best: Callable[[DermSevNet, FitResult], None] | None = None,
     checkpoint: Path | None = None, resume: bool = False, heldout: list[int] | None = None,
+    dist: Dist | None = None,
 ) -> FitResult:
-    device = hardware.device()
+    """dist: this process's rank in a torchrun job (model.training.distributed); None trains in
+    this process alone, as always. Only rank 0 reports progress and writes the checkpoint."""
+    main = dist is None or dist.is_main
+    progress = progress and main
+    device = dist.device if dist is not None else hardware.device()
     net.to(device).to(memory_format=torch.channels_last)
     gen = torch.Generator().manual_seed(cfg.seed)
     ds = SeverityDataset(cache, train_idx, augment.train_transform(cache.size, cfg.augment, seed=cfg.seed, crop=cfg.crop_size))
-    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
-                        drop_last=len(ds) > cfg.batch_size, num_workers=0)
+    if dist is not None:
+        loader = distributed.train_loader(ds, cfg.batch_size, cfg.seed, dist)
+    else:
+        loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+                            drop_last=len(ds) > cfg.batch_size, num_workers=0, pin_memory=device.type == "cuda")
     # --max-minutes without --epochs: as many epochs as the clock allows, scheduled by the clock
     epochs = cfg.epochs if cfg.epochs is not None else (None if deadline is not None else DEFAULT_EPOCHS)
     steps = max(1, (epochs or 1) * len(loader))
@@ -177,6 +194,12 @@ def fit(
             return None
         return (time.monotonic() - started) / (deadline - started)
 
+    def over() -> bool:
+        return deadline is not None and time.monotonic() > deadline
+
+    if deadline is not None:  # every rank keeps rank 0's time: the same learning rate, the same last step
+        clock, over = distributed.from_rank0(clock, dist), distributed.from_rank0(over, dist)
+
     def lr_factor(s: int) -> float:
         if epochs is None:
             return clock_factor(clock() or 0.0, cfg.warmup_frac)
@@ -187,8 +210,12 @@ def fit(
     best, best_state, bad, first_epoch = math.inf, None, 0, 0
     last_save = -math.inf
     ckpt = checkpoint / "checkpoint.pt" if checkpoint else None
-    if resume and ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
+    state = None
+    if resume and ckpt is not None and main and ckpt.is_file():
+        state = torch.load(ckpt, map_location=device if dist is None else "cpu", weights_only=True)
+    if resume and dist is not None:  # rank 0 reads the checkpoint (a single-process one too), all ranks resume
+        state = distributed.share(state, dist)
+    if state is not None:
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
@@ -196,45 +223,51 @@ def fit(
         best_state = state["best_state"]
         res.best_epoch = state["best_epoch"]
         gen.manual_seed(cfg.seed + first_epoch)
-        tqdm.write(f"{desc}: resuming after epoch {first_epoch}")
+        if main:
+            tqdm.write(f"{desc}: resuming after epoch {first_epoch}")
     drop_gen = torch.Generator().manual_seed(cfg.seed + 1)
     sign_weights = None
     if cfg.sign_loss_weights:
         sign_weights = torch.tensor([float(cfg.sign_loss_weights.get(s, 1.0)) for s in cache.spec.signs])
     seen, busy = 0, 0.0
+    # DDP across ranks; one process: the same loss, computed directly
+    step = distributed.wrap(net, lambda n, b: compute_loss(
+        n, b, cfg.supervision, cfg.image_loss_weight, cfg.mixing_sparsity, cfg.region_loss_weight, sign_weights,
+        cfg.skin_loss_weight), dist, cfg.sync_batchnorm)
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None  # fp16 needs loss scaling, bf16 not
     # A progress bar per step only on a terminal; in a log file, one line per epoch.
     step_bar = progress and sys.stderr.isatty()
     for epoch in (itertools.count(first_epoch) if epochs is None else range(first_epoch, epochs)):
-        net.train()
+        step.train()
+        if dist is not None:
+            distributed.set_epoch(loader, epoch)
         losses = []
         bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{epochs or '-'}", disable=not step_bar, leave=False)
         for batch in bar:
             t0 = time.perf_counter()
-            batch = {k: v.to(device) for k, v in batch.items()}
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             if cfg.channel_dropout > 0:
                 batch["image"] = drop_channels(batch["image"], cfg.channel_dropout, drop_gen)
             batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
             with autocast(precision, device):
-                loss, parts = compute_loss(net, batch, cfg.supervision, cfg.image_loss_weight, cfg.mixing_sparsity,
-                                           cfg.region_loss_weight, sign_weights, cfg.skin_loss_weight)
+                loss, parts = step(batch)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            opt.step()
+            _backward_step(loss, net, opt, scaler)
             sched.step()
             busy += time.perf_counter() - t0
             seen += batch["image"].shape[0]
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses):.3f}")
-            if deadline is not None and time.monotonic() > deadline:
+            if over():
                 break
-        metrics = evaluate_indices(net, cache, val_idx, precision)
+        distributed.sync_buffers(net, dist)
+        metrics = evaluate_indices(net, cache, val_idx, precision, dist=dist)
         crit = _criterion(metrics)
-        res.history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else None,
+        train_loss, res.images_per_s = distributed.epoch_stats(float(np.sum(losses)), len(losses), seen, busy, dist)
+        res.history.append({"epoch": epoch + 1, "train_loss": train_loss,
                             "val": metrics["mean"],
                             **({"val_skin_dice": metrics["skin_dice"]} if "skin_dice" in metrics else {})})
         res.epochs_run = epoch + 1
-        res.images_per_s = seen / busy if busy else None
         improved = crit < best - 1e-4
         if progress:
             m = metrics["mean"]
@@ -250,16 +283,16 @@ def fit(
         if improved:
             best, bad, res.best_epoch, res.val_metrics = crit, 0, epoch + 1, metrics
             best_state = copy.deepcopy(net.state_dict())
-            if on_best is not None and due:
+            if on_best is not None and due and main:
                 on_best(net, res)
         else:
             bad += 1
         # Early stopping waits until min_progress of the run (epochs or clock) is done: the
         # tabular branch and the low-learning-rate end of the schedule come late.
         done = max((epoch + 1) / epochs if epochs else 0.0, clock() or 0.0)
-        out_of_time = deadline is not None and time.monotonic() > deadline
+        out_of_time = over()
         stop = (bad >= cfg.patience and done >= cfg.min_progress) or out_of_time
-        if ckpt is not None and due:
+        if ckpt is not None and due and main:
             last_save = time.monotonic()
             _save_checkpoint(ckpt, {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                                     "best": best, "bad": bad, "epoch": epoch + 1, "history": res.history,
@@ -270,10 +303,26 @@ def fit(
         net.load_state_dict(best_state)
     net.eval()
     if heldout:
-        res.heldout_metrics = evaluate_indices(net, cache, heldout, precision)["mean"]
-    if checkpoint is not None:
+        res.heldout_metrics = evaluate_indices(net, cache, heldout, precision, dist=dist)["mean"]
+    if checkpoint is not None and main:
         shutil.rmtree(checkpoint, ignore_errors=True)
     return res
+
+
+def _backward_step(loss: torch.Tensor, net: DermSevNet, opt: torch.optim.Optimizer,
+                   scaler: torch.amp.GradScaler | None) -> None:
+    """Backward (DDP averages the gradients across ranks here), clip at norm 5, step; with an
+    fp16 GradScaler, the clip sees the unscaled gradients and a step with inf/NaN is skipped."""
+    if scaler is None:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+    scaler.step(opt)
+    scaler.update()
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:

@@ -27,10 +27,12 @@ from model.nets.mil import METHODS as MIL_METHODS
 from model.nets.mixing import normalise
 from model.nets.modeldir import library_versions, load_network, save_model_dir
 from model.nets.unet import DermSevNet, NetConfig
+from model.training import distributed
+from model.training.distributed import Dist
 from model.training.fit import FitResult, fit
 
 SUPERVISION = ("auto", "pixel", "image")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ class TrainConfig:
     save_every_minutes: float = 1.0
     val_frac: float = 0.15
     test_frac: float = 0.15
+    # Several processes (torchrun): BatchNorm statistics pooled over the GPUs' batches
+    # (SyncBatchNorm, CUDA only); off, each process normalises its own share of the batch.
+    sync_batchnorm: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -148,6 +153,8 @@ class TrainConfig:
 
 def pick_precision(requested: str) -> str:
     """bf16 autocast where the CPU has native bf16 (3-4x faster here), fp32 otherwise."""
+    if requested == "fp16" and not torch.cuda.is_available():
+        raise DermsevError("precision fp16 needs a CUDA GPU (with a grad scaler); on CPU use bf16 or fp32")
     return auto_precision() if requested == "auto" else requested
 
 
@@ -187,8 +194,13 @@ def _fold_summary(folds: list[dict]) -> dict:
     return out
 
 
-def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Train, write MODEL_DIR to `out`, return the training summary (also in config.json)."""
+def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = False, progress: bool = True,
+          dist: Dist | None = None) -> dict:
+    """Train, write MODEL_DIR to `out`, return the training summary (also in config.json).
+
+    dist: this process's rank in a torchrun job (model.training.distributed); every rank
+    trains, rank 0 alone writes `out`.
+    """
     start = time.monotonic()
     deadline = start + cfg.max_minutes * 60 if cfg.max_minutes else None
     ds = load_dataset(dataset_dir)
@@ -198,6 +210,9 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
     # A bad init_from fails now, not after caching the data and any cross-validation.
     start_net = load_network(cfg.init_from)[0] if cfg.init_from else None
     assign_splits(ds.records, seed=cfg.seed, val_frac=cfg.val_frac, test_frac=cfg.test_frac)
+    if dist is not None:  # rank 0's split on every rank; the global batch shared evenly
+        distributed.same_splits(ds.records, dist)
+        distributed.check_batch(cfg.batch_size, dist)
     recs = ds.records
     idx = {s: [i for i, r in enumerate(recs) if r.split == s] for s in ("train", "val", "test")}
     if not idx["train"]:
@@ -233,7 +248,7 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
             res = fit(
                 DermSevNet(ncfg), cache, inner_tr, inner_val, cfg, precision,
                 deadline=_share(deadline, cfg.folds + 1 - k), desc=f"fold {k + 1}/{cfg.folds}",
-                progress=progress, heldout=[pool[i] for i in held],
+                progress=progress, heldout=[pool[i] for i in held], dist=dist,
             )
             fold_results.append({"fold": k + 1, "n_heldout": len(held), **res.heldout_metrics})
 
@@ -249,12 +264,14 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
 
     white_reference = reference_for_channels(cache.images, ds.spec.channels)
 
+    def summarise(res: FitResult) -> dict:
+        return {**summary_base, "epochs_run": res.epochs_run, "best_epoch": res.best_epoch,
+                "val_metrics": res.val_metrics, "history": res.history,
+                "minutes": round((time.monotonic() - start) / 60, 2),
+                "train_images_per_s": res.images_per_s}
+
     def write(net: DermSevNet, res: FitResult) -> None:
-        summary = {**summary_base, "epochs_run": res.epochs_run, "best_epoch": res.best_epoch,
-                   "val_metrics": res.val_metrics, "history": res.history,
-                   "minutes": round((time.monotonic() - start) / 60, 2),
-                   "train_images_per_s": res.images_per_s}
-        config = model_config(ds, cfg, ncfg, summary)
+        config = model_config(ds, cfg, ncfg, summarise(res))
         if white_reference:  # grey-world white balance moves photos towards this colour
             config["input"]["white_reference"] = white_reference
         if net.mixing is not None:  # learned channel importance, for the card and `explain`
@@ -267,8 +284,10 @@ def train(dataset_dir: str | Path, out: str | Path, cfg: TrainConfig, resume: bo
     res = fit(
         _initial_network(ncfg, start_net), cache, idx["train"], idx["val"] or idx["train"], cfg, precision,
         deadline=deadline, desc="train", progress=progress, on_best=write,
-        checkpoint=Path(str(out) + ".partial"), resume=resume,
+        checkpoint=Path(str(out) + ".partial"), resume=resume, dist=dist,
     )
+    if dist is not None and not dist.is_main:
+        return summarise(res)
     write(res.net, res)
     return json.loads((Path(out) / "config.json").read_text())["training"]
 
