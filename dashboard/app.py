@@ -23,6 +23,7 @@ from dashboard.models import check_installed, default_choice, installed_models, 
 from dashboard.store.errors import STORE_ERRORS, describe
 from dashboard.view_colour import neutral_patch, white_balance_choice
 from dashboard.view_history import history_view, score_columns
+from dashboard.view_interop import clinical_exports, dicom_header_notes, remember_headers
 from model.inference import check_age
 
 SEX_LABELS = {"unknown": "unknown", "F": "female", "M": "male"}
@@ -80,7 +81,7 @@ def patient_form(predictor):
         c[2].selectbox("Sex", list(SEX_LABELS), key="sex", format_func=SEX_LABELS.get)
         c[3].date_input("Visit date", key="visit_date", value=dt.date.today())
         c[4].selectbox("Body region", REGIONS, key="region", format_func=REGION_LABELS.get)
-        st.file_uploader("Photos (JPEG, PNG, TIFF)", type=list(scoring.UPLOAD_TYPES),
+        st.file_uploader("Photos (JPEG, PNG, TIFF, DICOM)", type=list(scoring.UPLOAD_TYPES),
                          accept_multiple_files=True, key="uploads")  # fmt: skip
         st.checkbox("Uncertainty band (test-time augmentation)", value=True, key="tta")
         white_balance_choice()
@@ -123,7 +124,8 @@ def score_batch(predictor):
     )  # fmt: skip
     bar.empty()
     s.upload_errors = batch.errors
-    s.photo_sources = dict(files)  # for "why this score" and the channel view
+    s.photo_sources = dict(files)  # for "why this score", the channel view and the FHIR/DICOM exports
+    remember_headers(files, s.age, check_sex(s.sex), s.region)  # shown, never used unasked
     s.batch = s.get("batch", 0) + 1  # fresh keys for the new photos' widgets
     s.saved_visit = None
     s.assessment = None
@@ -246,6 +248,7 @@ def exports(a, store):
                 st.error(describe(exc))
     if st.session_state.get("saved_visit"):
         st.success(f"Saved as visit #{st.session_state.saved_visit} of {a.pseudonym}.")
+    clinical_exports(a)  # FHIR bundle, DICOM overlays
 
 
 def main():
@@ -261,6 +264,7 @@ def main():
         patient_form(predictor)
         for msg in st.session_state.get("upload_errors", []):
             st.error(msg)
+        dicom_header_notes()
         a = st.session_state.get("assessment")
         if a is not None:
             for i, photo in enumerate(a.photos):

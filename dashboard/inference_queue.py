@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from model.errors import DermsevError
+from model.inference import is_dicom
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 64
@@ -163,10 +164,10 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 
 def quick_check(name: str, data: bytes) -> None:
     """Refuse an empty or non-image upload at once, before it waits in the queue (a header
-    read only; TIFFs, which Pillow may not open, are left to the model's reader)."""
+    read only; TIFFs, which Pillow may not open, and DICOM files are left to the model's reader)."""
     if not data:
         raise DermsevError(f"{name}: file is empty")
-    if data[:4] in _TIFF_MAGIC:
+    if data[:4] in _TIFF_MAGIC or is_dicom(data):
         return
     from PIL import Image, UnidentifiedImageError
 

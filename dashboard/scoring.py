@@ -20,7 +20,7 @@ from model.errors import DermsevError
 
 log = logging.getLogger(__name__)
 MODEL_ENV = "DERMSEV_MODEL"
-UPLOAD_TYPES = ("jpg", "jpeg", "png", "tif", "tiff")
+UPLOAD_TYPES = ("jpg", "jpeg", "png", "tif", "tiff", "dcm")  # dcm: DICOM photos (model/data/dicom.py)
 PREVIEW_SIDE = 768
 
 

@@ -79,7 +79,7 @@ def test_upload_scores_and_offers_exports(app, downloads):
     assert table["uncertainty"].iloc[0] == "0.10 - 0.30"
     assert len(app.get("plotly_chart")) == 1 + 4  # legend; overlay + small multiples per photo
     labels = [b.label for b in app.download_button]
-    assert labels == ["CSV summary", "JSON summary", "PDF report"]
+    assert labels[:5] == ["CSV summary", "JSON summary", "PDF report", "FHIR bundle", "DICOM overlays"]
     rows = list(csv.DictReader(io.StringIO(downloads["dermsev_PT-0042_2026-03-14.csv"].decode())))
     signs = [r for r in rows if r["record"] == "sign"]
     assert len(signs) == 8 and signs[0]["pseudonym"] == "PT-0042" and signs[0]["age"] == "41"
