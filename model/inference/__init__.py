@@ -6,7 +6,8 @@
 """
 
 from model.data.colour import METHODS as WHITE_BALANCES
-from model.data.dicom import DicomHeader, is_dicom, new_uid, read_header, secondary_capture
+from model.data.dicom import DicomHeader, is_dicom, read_header
+from model.data.dicom_out import new_uid, secondary_capture
 from model.data.io import resize, resize_mask
 from model.data.patient import MAX_AGE, SEXES, check_age, check_sex
 from model.inference.onnx import file_sha256

@@ -97,9 +97,12 @@ def _code(code: str, display: str | None = None, system: str = CODE_SYSTEM, text
     return out
 
 
+_UCUM = {"score": "{score}", "%": "%", "years": "a", "1": "1"}
+
+
 def _quantity(value: float, unit: str = "score") -> dict:
-    code = "%" if unit == "%" else ("a" if unit == "years" else "{score}")
-    return {"value": value, "unit": unit, "system": UCUM, "code": code}
+    """A Quantity in UCUM: unit "score" ({score}), "%", "years" (a) or "1" (a pure number)."""
+    return {"value": value, "unit": unit, "system": UCUM, "code": _UCUM[unit]}
 
 
 def _category(code: str) -> list[dict]:

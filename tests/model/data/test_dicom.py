@@ -8,7 +8,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from model.data.dicom import SECONDARY_CAPTURE, read_header, secondary_capture
+from model.data.dicom import read_header
+from model.data.dicom_out import SECONDARY_CAPTURE, secondary_capture
 from model.data.io import read_image
 from model.errors import DermsevError
 from tests.dicom_files import DERMOSCOPIC, ct_bytes, dicom_bytes, photo, report_bytes

@@ -77,8 +77,13 @@ def test_report_layout_status_and_codes():
     assert by_code["46098-0"]["valueCodeableConcept"]["coding"][0]["code"] == "male"
     total = by_code["easi-total"]
     assert total["code"]["coding"][0]["system"] == fhir.CODE_SYSTEM and len(total["hasMember"]) == 2
-    sites = {o["bodySite"]["coding"][0]["code"] for o in obs if o["code"]["coding"][0]["code"] == "easi-region-score"}
-    assert sites == {"53120007", "22943007"}  # SNOMED CT upper limb, trunk
+    regions = [o for o in obs if o["code"]["coding"][0]["code"] == "easi-region-score"]
+    assert {o["bodySite"]["coding"][0]["code"] for o in regions} == {"53120007", "22943007"}  # SNOMED CT
+    units = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["code"] for c in regions[0]["component"]
+             if "valueQuantity" in c}
+    assert units == {"easi-region-weight": "1", **{f"easi-intensity-{s}": "{score}" for s in fhir.EASI_SIGNS}}
+    photo = [o for o in obs if o["code"]["coding"][0]["code"] == "photo-sign-scores"][0]
+    assert [c["valueQuantity"]["code"] for c in photo["component"][:2]] == ["{score}", "%"]
     device = _resources(bundle, "Device")[0]
     assert device["name"][0]["value"] == "dermsev-demo"
     assert "synthetic" in device["note"][0]["text"]
