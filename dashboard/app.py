@@ -21,6 +21,7 @@ from dashboard.history import HistoryStore
 from dashboard.inference_queue import QueuedPredictor, shared_queue
 from dashboard.models import check_installed, default_choice, installed_models, model_record
 from dashboard.store.errors import STORE_ERRORS, describe
+from dashboard.view_auth import audit_tab, current_user, record_export
 from dashboard.view_colour import neutral_patch, white_balance_choice
 from dashboard.view_history import history_view, score_columns
 from dashboard.view_interop import clinical_exports, dicom_header_notes, remember_headers
@@ -39,7 +40,7 @@ def get_predictor(model_dir: str):
     return preloaded(model_dir) or load_model(model_dir or None)
 
 
-def sidebar():
+def sidebar(store):
     with st.sidebar:
         st.header("Model")
         models = installed_models()  # only what the administrator installed: no typed paths
@@ -65,10 +66,17 @@ def sidebar():
         legend = charts.legend_figure(predictor.thresholds, predictor.max_score,
                                        predictor.label_names)  # fmt: skip
         st.plotly_chart(legend, key="legend", config={"displayModeBar": False})
-        store = HistoryStore()
         st.header("Patient history")
-        st.caption(f"Stored in `{store.folder}` (set DERMSEV_DATA to change).")
-    return predictor, store
+        st.caption(f"Stored in `{store.folder}` (set DERMSEV_DATA to change), {store.backend}.")
+    return predictor
+
+
+def open_store():
+    try:
+        return HistoryStore()
+    except (*STORE_ERRORS, RuntimeError) as exc:  # read-only folder, database down, too new
+        st.error(describe(exc, "open the patient store"))
+        st.stop()
 
 
 def patient_form(predictor):
@@ -227,52 +235,65 @@ def easi_helper(a):
         col.metric(REGION_LABELS[region], f"{a.easi.regions[region].score:.2f}")
 
 
-def exports(a, store):
+def exports(a, store, user):
     st.subheader("Export and save")
     c = st.columns(4)
+
+    def logged(fmt):  # each download goes into the audit trail
+        return {"on_click": record_export, "args": (store, user, a.pseudonym, fmt)}
+
     c[0].download_button("CSV summary", report.to_csv(a), report.file_name(a, "csv"),
-                         mime="text/csv", on_click="ignore")  # fmt: skip
+                         mime="text/csv", disabled=not user.may("export"), **logged("csv"))  # fmt: skip
     c[1].download_button("JSON summary", report.to_json(a), report.file_name(a, "json"),
-                         mime="application/json", on_click="ignore")  # fmt: skip
+                         mime="application/json", disabled=not user.may("export"), **logged("json"))  # fmt: skip
     c[2].download_button("PDF report", functools.partial(report.to_pdf, a),
                          report.file_name(a, "pdf"), mime="application/pdf",
-                         on_click="ignore")  # fmt: skip
-    if c[3].button("Save to history", type="primary", key="save"):
+                         disabled=not user.may("export"), **logged("pdf"))  # fmt: skip
+    if c[3].button("Save to history", type="primary", key="save", disabled=not user.may("save")):
         if st.session_state.get("saved_visit"):
             st.info(f"Already saved as visit #{st.session_state.saved_visit}.")
         else:
             try:
                 a.model = model_record(a.model)  # the weights' sha256 goes with the visit
-                st.session_state.saved_visit = store.save(a)
+                st.session_state.saved_visit = store.save(a, assessor=user.name)
             except STORE_ERRORS as exc:  # full disk, read-only folder, database down
                 st.error(describe(exc))
     if st.session_state.get("saved_visit"):
         st.success(f"Saved as visit #{st.session_state.saved_visit} of {a.pseudonym}.")
-    clinical_exports(a)  # FHIR bundle, DICOM overlays
+    clinical_exports(a, disabled=not user.may("export"), logged=logged)  # FHIR bundle, DICOM overlays (audited)
 
 
 def main():
     st.set_page_config(page_title="dermsev: skin severity", page_icon="🩺", layout="wide")
-    predictor, store = sidebar()
+    store = open_store()
+    user = current_user(store)  # the sign-in form, when sign-in is required
+    predictor = sidebar(store)
     st.title("Skin severity assessment")
     if predictor.info.get("synthetic"):
         st.warning("**Demo model**: trained on synthetic images, not for clinical use. "
                    "Its scores only show how the page works.", icon="⚠️")  # fmt: skip
     st.caption(DISCLAIMER)
-    assess, history = st.tabs(["Assessment", "History"])
-    with assess:
-        patient_form(predictor)
-        for msg in st.session_state.get("upload_errors", []):
-            st.error(msg)
-        dicom_header_notes()
-        a = st.session_state.get("assessment")
-        if a is not None:
-            for i, photo in enumerate(a.photos):
-                photo_panel(a, i, photo, predictor)
-            easi_helper(a)
-            exports(a, store)
-    with history:
-        history_view(store, st.session_state.get("pseudonym", ""))
+    names = [n for n, right in (("Assessment", "assess"), ("History", "history"), ("Audit", "audit"))
+             if user.may(right)]  # fmt: skip
+    tabs = dict(zip(names, st.tabs(names), strict=True))
+    if "Assessment" in tabs:
+        with tabs["Assessment"]:
+            patient_form(predictor)
+            for msg in st.session_state.get("upload_errors", []):
+                st.error(msg)
+            dicom_header_notes()
+            a = st.session_state.get("assessment")
+            if a is not None:
+                for i, photo in enumerate(a.photos):
+                    photo_panel(a, i, photo, predictor)
+                easi_helper(a)
+                exports(a, store, user)
+    if "History" in tabs:
+        with tabs["History"]:
+            history_view(store, st.session_state.get("pseudonym", ""), user)
+    if "Audit" in tabs:
+        with tabs["Audit"]:
+            audit_tab(store, user)
 
 
 main()

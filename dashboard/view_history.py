@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, figures, tables
+from dashboard import audit, charts, figures, tables
 from dashboard.assessment import Assessment
+from dashboard.auth import LOCAL_USER, User
 from dashboard.easi import REGION_LABELS
 from dashboard.figures import PLOTLY_CONFIG
 from dashboard.history import HistoryStore
@@ -23,7 +24,7 @@ def score_columns(a: Assessment) -> dict:
     }  # fmt: skip
 
 
-def history_view(store: HistoryStore, current: str = "") -> None:
+def history_view(store: HistoryStore, current: str = "", user: User = LOCAL_USER) -> None:
     try:
         patients = store.patients()
     except STORE_ERRORS as exc:
@@ -35,6 +36,10 @@ def history_view(store: HistoryStore, current: str = "") -> None:
     current = current.strip()
     who = st.selectbox("Patient", patients, key="history_patient",
                        index=patients.index(current) if current in patients else 0)  # fmt: skip
+    viewed = st.session_state.setdefault("audit_viewed", set())
+    if who not in viewed:  # one "view" entry per patient and session, not one per rerun
+        audit.record(store.engine, user.name, "view", pseudonym=who, detail="history")
+        viewed.add(who)
     visits = store.visits(who)
     st.dataframe(tables.visits_table(visits), hide_index=True)
     trend = store.trend(who)
@@ -47,11 +52,13 @@ def history_view(store: HistoryStore, current: str = "") -> None:
         right.dataframe(tables.change_table(trend), hide_index=True)
     if len(visits) >= 2:
         side_by_side(store, visits)
+    if not user.may("save"):  # a reviewer reads only
+        return
     with st.expander("Erase this patient's history"):
         st.caption("Deletes every saved visit and stored photo of this pseudonym.")
         sure = st.checkbox(f"Yes, erase {who}", key="erase_sure")
         if st.button("Erase", disabled=not sure, key="erase"):
-            n = store.delete_patient(who)
+            n = store.delete_patient(who, actor=user.name)
             st.success(f"Erased {n} visit(s) of {who}.")
 
 

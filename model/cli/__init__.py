@@ -1,4 +1,4 @@
-"""`dermsev`: synth, train, evaluate, predict, explain, export, bench.
+"""`dermsev`: synth, train, evaluate, predict, explain, export, bench, users.
 
 Bad input ends with exit status 2 and one line on stderr, never a traceback
 (set DERMSEV_DEBUG=1 to see one).
@@ -15,7 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
-COMMANDS = ("synth", "train", "evaluate", "predict", "explain", "export", "bench")
+COMMANDS = ("synth", "train", "evaluate", "predict", "explain", "export", "bench", "users")
 
 
 def _command(name: str):

@@ -1,0 +1,127 @@
+"""The page with accounts: the local single user, sign-in, roles, idle expiry, the audit tab
+(AppTest, fake model)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from dashboard import audit, auth
+from dashboard.auth import Accounts
+from dashboard.history import HistoryStore
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+PASSWORD = "correct horse 42"
+
+
+@pytest.fixture
+def start(monkeypatch, tmp_path, fake_predictor):
+    """start(auth=None) -> a running AppTest; the store is at tmp_path/data."""
+    import model.inference
+
+    monkeypatch.setenv("DERMSEV_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("DERMSEV_MODEL", raising=False)
+    monkeypatch.delenv(auth.AUTH_ENV, raising=False)
+    monkeypatch.setattr(model.inference, "load_model", lambda model_dir=None: fake_predictor)
+    monkeypatch.setattr(auth, "THROTTLE", auth.Throttle())
+
+    def run(mode=None):
+        if mode:
+            monkeypatch.setenv(auth.AUTH_ENV, mode)
+        st.cache_resource.clear()
+        at = AppTest.from_file(APP, default_timeout=30)
+        at.run()
+        assert not at.exception, at.exception
+        return at
+
+    yield run
+    st.cache_resource.clear()
+
+
+def _store(tmp_path):
+    return HistoryStore(tmp_path / "data")
+
+
+def _sign_in(at, name, password):
+    at.text_input(key="sign_in_name").input(name)
+    at.text_input(key="sign_in_password").input(password)
+    at.button[0].click()  # the form's submit button
+    at.run()
+
+
+def test_localhost_is_one_local_user_and_says_so(start, tmp_path):
+    at = start()
+    assert any("Single local user, no sign-in" in i.value for i in at.sidebar.info)
+    assert [t.label for t in at.tabs] == ["Assessment", "History", "Audit"]
+
+
+def test_sign_in_required_when_configured(start, tmp_path):
+    Accounts(_store(tmp_path).engine).add("dr_lee", PASSWORD, "clinician", actor="test")
+    at = start("local")
+    assert at.title[0].value == "Sign in" and not at.tabs
+    _sign_in(at, "dr_lee", "wrong password!")
+    assert [e.value for e in at.error] == [auth.WRONG]
+    _sign_in(at, "ghost", PASSWORD)
+    assert [e.value for e in at.error] == [auth.WRONG]  # same words: no hint the name is unknown
+    _sign_in(at, "dr_lee", PASSWORD)
+    assert at.title[0].value == "Skin severity assessment"
+    assert [t.label for t in at.tabs] == ["Assessment", "History"]  # no audit for a clinician
+    assert any("Signed in as **dr_lee** (clinician)" in c.value for c in at.sidebar.caption)
+    trail = audit.entries(_store(tmp_path).engine)
+    assert list(trail.action) == ["sign-in", "sign-in-failed", "sign-in-failed", "user-add"]
+
+
+def test_reviewer_reads_history_only(start, tmp_path, make_assessment):
+    store = _store(tmp_path)
+    store.save(make_assessment(pseudonym="PT-0042"), assessor="dr_lee")
+    Accounts(store.engine).add("rev", PASSWORD, "reviewer", actor="test")
+    at = start("local")
+    _sign_in(at, "rev", PASSWORD)
+    assert [t.label for t in at.tabs] == ["History"]
+    assert at.dataframe and not [b for b in at.button if b.key == "erase"]
+    views = audit.entries(store.engine, action="view")
+    assert list(views.actor) == ["rev"] and list(views.pseudonym) == ["PT-0042"]
+    at.run()  # a rerun is not another view
+    assert len(audit.entries(store.engine, action="view")) == 1
+
+
+def test_idle_session_expires(start, tmp_path, monkeypatch):
+    Accounts(_store(tmp_path).engine).add("dr_lee", PASSWORD, "admin", actor="test")
+    monkeypatch.setenv(auth.IDLE_ENV, "0.005")  # 0.3 s
+    at = start("local")
+    _sign_in(at, "dr_lee", PASSWORD)
+    assert [t.label for t in at.tabs] == ["Assessment", "History", "Audit"]
+    time.sleep(0.5)
+    at.run()
+    assert at.title[0].value == "Sign in"
+    assert any("Signed out after 0.005 minutes without activity" in i.value for i in at.info)
+    assert audit.entries(_store(tmp_path).engine).action.iloc[0] == "sign-out"
+
+
+def test_save_export_and_the_audit_tab(start, tmp_path, downloads):
+    from test_app import fill, png  # the page's own form helpers
+
+    at = start()
+    fill(at, [("a.png", png(0), "image/png")])
+    at.button(key="save").click()
+    at.run()
+    store = _store(tmp_path)
+    [visit] = store.visits("PT-0042")
+    assert visit.assessor == "local"
+    csv_button = next(b for b in at.download_button if b.label == "CSV summary")
+    csv_button.click()
+    at.run()
+    trail = audit.entries(store.engine)
+    # newest first: the CSV download, the History tab showing PT-0042 after the save, the save
+    assert list(trail.action) == ["export", "view", "save"]
+    assert (trail.visit_id.iloc[0], trail.detail.iloc[0], trail.actor.iloc[0]) == (visit.id, "csv", "local")
+    next(b for b in at.download_button if b.label == "FHIR bundle").click()
+    at.run()
+    assert audit.entries(store.engine).detail.iloc[0] == "fhir"
+    shown = next(d for d in at.dataframe if "action" in d.value.columns).value
+    assert set(shown.action) >= {"save", "view"}
+    assert "dermsev-audit.csv" in downloads
