@@ -114,6 +114,15 @@ def overlay_file_name(assessment: Assessment) -> str:
     return file_name(assessment, "dicom.zip")
 
 
+def _same(entered, header) -> bool:
+    """An entered value agrees with the header's: equal, or ages less than a year apart."""
+    if entered is None:
+        return False
+    if isinstance(header, float):
+        return abs(float(entered) - header) < 1
+    return entered == header
+
+
 def header_notes(files: Mapping[str, bytes], age: float | None, sex: str | None, region: str) -> list[dict]:
     """For each DICOM upload whose header has an age, sex or body part: what it says and
     where that differs from what the clinician entered. [{name, summary, age, sex, region,
@@ -130,7 +139,7 @@ def header_notes(files: Mapping[str, bytes], age: float | None, sex: str | None,
         if h.age is None and h.sex is None and h.body_part is None:
             continue
         differs = [f for f, mine, theirs in (("age", age, h.age), ("sex", sex, h.sex), ("region", region, hregion))
-                   if theirs is not None and (mine is None or (mine != theirs if f != "age" else abs(float(mine) - theirs) >= 1))]
+                   if theirs is not None and not _same(mine, theirs)]
         summary = h.summary + (f" ({REGION_LABELS[hregion].lower()})" if hregion else "")
         out.append({"name": name, "summary": summary, "age": h.age, "sex": h.sex, "region": hregion,
                     "differs": differs})

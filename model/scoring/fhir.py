@@ -22,9 +22,7 @@ The Bundle (type "collection") holds, in order:
 The patient is never a resource: every subject is a logical reference by identifier (the
 pseudonym, `pseudonym_system`), no name, no birth date. No standard LOINC or SNOMED CT code
 exists for the EASI score or its parts that we could find, so they are codes of a local code
-system, CODE_SYSTEM (listed by `code_system()`); the URI is under the reserved .invalid
-domain (RFC 2606), which can never clash with a real one: a site that publishes the code
-system replaces it.
+system (model/scoring/fhir_codes.py).
 """
 
 from __future__ import annotations
@@ -36,73 +34,24 @@ import mimetypes
 import uuid
 from collections.abc import Mapping
 
-CODE_SYSTEM = "https://dermsev.invalid/fhir/CodeSystem/dermsev"
-PSEUDONYM_SYSTEM = "https://dermsev.invalid/fhir/NamingSystem/pseudonym"
-WEIGHTS_SYSTEM = "https://dermsev.invalid/fhir/NamingSystem/model-weights-sha256"
-DICOM_UID_SYSTEM = "urn:dicom:uid"
-SNOMED, LOINC, UCUM = "http://snomed.info/sct", "http://loinc.org", "http://unitsofmeasure.org"
-OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-GENDER = "http://hl7.org/fhir/administrative-gender"
-VERSIONS = ("R5", "R4B")
-EASI_SIGNS = ("erythema", "papulation", "excoriation", "lichenification")
-# SNOMED CT body structures of the four EASI regions.
-REGION_SITES: dict[str, tuple[str, str]] = {
-    "head_neck": ("774007", "Structure of head and/or neck"),
-    "upper_limbs": ("53120007", "Upper limb structure"),
-    "trunk": ("22943007", "Trunk structure"),
-    "lower_limbs": ("61685007", "Lower limb structure"),
-}
-_FIXED_CODES: dict[str, str] = {
-    "skin-severity-assessment": "Skin disease severity assessment from photographs (dermsev)",
-    "easi-total": "EASI total score (0-72)",
-    "easi-band": "EASI severity band (Leshem et al. 2015)",
-    "easi-region-score": "EASI region score",
-    "easi-area-score": "EASI area score (0-6)",
-    "easi-region-weight": "EASI region weight",
-    **{f"easi-intensity-{s}": f"EASI {s} intensity (0-3), as checked by the clinician" for s in EASI_SIGNS},
-    "photo-sign-scores": "Per-sign severity scores of one photograph (model)",
-    "photo-check": "Photo check verdict (pass, warn, fail)",
-    "skin-fraction": "Skin, % of the photograph",
-}
-
-
-def sign_codes(sign: str) -> dict[str, str]:
-    """The local codes of one model sign: '<sign>-intensity' and '<sign>-affected-area'."""
-    return {f"{sign}-intensity": f"{sign} severity, median over the affected skin (model)",
-            f"{sign}-affected-area": f"{sign} affected area, % of the skin in the photograph (model)"}
-
-
-def code_system(signs: tuple[str, ...] = EASI_SIGNS) -> dict:
-    """The local code system as a FHIR CodeSystem resource (for the docs, or to publish)."""
-    codes = dict(_FIXED_CODES)
-    for s in signs:
-        codes |= sign_codes(s)
-    return {"resourceType": "CodeSystem", "url": CODE_SYSTEM, "name": "DermsevCodes",
-            "title": "dermsev local codes: EASI and per-photo model scores", "status": "draft",
-            "content": "complete", "caseSensitive": True,
-            "description": "No standard LOINC or SNOMED CT code exists for the EASI score or its parts; "
-                           "these are local codes of dermsev.",
-            "concept": [{"code": c, "display": d} for c, d in codes.items()]}  # fmt: skip
-
-
-def _code(code: str, display: str | None = None, system: str = CODE_SYSTEM, text: str | None = None) -> dict:
-    coding = {"system": system, "code": code}
-    if display is None and system == CODE_SYSTEM:
-        display = _FIXED_CODES.get(code)
-    if display:
-        coding["display"] = display
-    out: dict = {"coding": [coding]}
-    if text:
-        out["text"] = text
-    return out
-
-
-_UCUM = {"score": "{score}", "%": "%", "years": "a", "1": "1"}
-
-
-def _quantity(value: float, unit: str = "score") -> dict:
-    """A Quantity in UCUM: unit "score" ({score}), "%", "years" (a) or "1" (a pure number)."""
-    return {"value": value, "unit": unit, "system": UCUM, "code": _UCUM[unit]}
+from model.scoring.fhir_codes import (
+    CODE_SYSTEM,
+    DICOM_UID_SYSTEM,
+    EASI_SIGNS,
+    GENDER,
+    LOINC,
+    OBS_CATEGORY,
+    PSEUDONYM_SYSTEM,
+    REGION_SITES,
+    SNOMED,
+    VERSIONS,
+    WEIGHTS_SYSTEM,
+    code_system,
+    coded,
+    concept,
+    quantity,
+    sign_codes,
+)
 
 
 def _category(code: str) -> list[dict]:
@@ -184,33 +133,33 @@ def bundle(
     device_url = add(_device(device, version))
     results: list[str] = []
     if data.get("age") is not None:
-        results.append(add(observation(_code("30525-0", "Age", LOINC), "survey",
-                                       valueQuantity=_quantity(float(data["age"]), "years"))))
+        results.append(add(observation(concept("30525-0", "Age", LOINC), "survey",
+                                       valueQuantity=quantity(float(data["age"]), "years"))))
     if data.get("sex") in ("F", "M"):
         gender = {"F": "female", "M": "male"}[data["sex"]]
-        results.append(add(observation(_code("46098-0", "Sex", LOINC), "survey",
-                                       valueCodeableConcept=_code(gender, gender.capitalize(), GENDER))))
+        results.append(add(observation(concept("46098-0", "Sex", LOINC), "survey",
+                                       valueCodeableConcept=concept(gender, gender.capitalize(), GENDER))))
     easi = data.get("easi")
     if easi:
         members = []
         for region, r in easi["regions"].items():
             site, name = REGION_SITES[region]
-            comps = [{"code": _code("easi-area-score"), "valueInteger": int(r["area"])},
-                     {"code": _code("easi-region-weight"), "valueQuantity": _quantity(float(r["weight"]), "1")}]
-            comps += [{"code": _code(f"easi-intensity-{s}"), "valueQuantity": _quantity(float(v))}
+            comps = [{"code": concept("easi-area-score"), "valueInteger": int(r["area"])},
+                     {"code": concept("easi-region-weight"), "valueQuantity": quantity(float(r["weight"]), "1")}]
+            comps += [{"code": concept(f"easi-intensity-{s}"), "valueQuantity": quantity(float(v))}
                       for s, v in r["intensities"].items()]
-            members.append(add(observation(_code("easi-region-score"), "exam", bodySite=_code(site, name, SNOMED),
-                                           valueQuantity=_quantity(float(r["score"])), component=comps)))
-        total = observation(_code("easi-total"), "exam", valueQuantity=_quantity(float(easi["total"])),
+            members.append(add(observation(concept("easi-region-score"), "exam", bodySite=concept(site, name, SNOMED),
+                                           valueQuantity=quantity(float(r["score"])), component=comps)))
+        total = observation(concept("easi-total"), "exam", valueQuantity=quantity(float(easi["total"])),
                             interpretation=[{"text": str(easi["band"])}],
                             hasMember=[_ref(u) for u in members],
-                            component=[{"code": _code("easi-band"), "valueString": str(easi["band"])}])
+                            component=[{"code": concept("easi-band"), "valueString": str(easi["band"])}])
         if easi.get("age") is None:
             total["note"] = [{"text": "Age unknown: region weights for 8 years and over."}]
         results += [add(total), *members]
     for photo in data.get("photos", []):
         results.append(_photo(photo, observation, add, device_url, (photos or {}).get(photo["name"], {}), subject))
-    report |= {"code": _code("skin-severity-assessment"), **subject, **when, "issued": issued,
+    report |= {"code": concept("skin-severity-assessment"), **subject, **when, "issued": issued,
                "result": [_ref(u) for u in results]}
     if easi:
         report["conclusion"] = f"EASI {float(easi['total']):.1f} ({easi['band']})"
@@ -236,28 +185,28 @@ def _photo(photo: Mapping, observation, add, device_url: str, ref: Mapping, subj
     check = photo.get("check") or {}
     comps = []
     for sign, s in photo["signs"].items():
-        intensity = {"code": _code(f"{sign}-intensity", sign_codes(sign)[f"{sign}-intensity"]),
-                     "valueQuantity": _quantity(float(s["score"]))}
+        intensity = {"code": concept(f"{sign}-intensity", sign_codes(sign)[f"{sign}-intensity"]),
+                     "valueQuantity": quantity(float(s["score"]))}
         if s.get("label"):  # None: withheld (a failed photo not confirmed by the clinician)
             intensity["interpretation"] = [{"text": s["label"]}]
-        comps += [intensity, {"code": _code(f"{sign}-affected-area", sign_codes(sign)[f"{sign}-affected-area"]),
-                              "valueQuantity": _quantity(float(s["affected_area_pct"]), "%")}]
+        comps += [intensity, {"code": concept(f"{sign}-affected-area", sign_codes(sign)[f"{sign}-affected-area"]),
+                              "valueQuantity": quantity(float(s["affected_area_pct"]), "%")}]
     notes = []
     if check.get("verdict"):
-        comps.append({"code": _code("photo-check"), "valueString": check["verdict"]})
+        comps.append({"code": concept("photo-check"), "valueString": check["verdict"]})
         notes += list(check.get("reasons") or [])
         if check["verdict"] == "fail" and not check.get("confirmed"):
             notes.append("Photo check failed: labels withheld, not confirmed by the clinician.")
     if check.get("skin_pct") is not None:
-        comps.append({"code": _code("skin-fraction"), "valueQuantity": _quantity(float(check["skin_pct"]), "%")})
+        comps.append({"code": concept("skin-fraction"), "valueQuantity": quantity(float(check["skin_pct"]), "%")})
     if photo.get("skin_corrected"):
         notes.append("Skin mask corrected by the clinician: scores and affected area are taken over it.")
     fields: dict = {"device": _ref(device_url), "derivedFrom": [_ref(doc_url)], "component": comps}
     if photo.get("region") in REGION_SITES:
-        fields["bodySite"] = _code(*REGION_SITES[photo["region"]], SNOMED)
+        fields["bodySite"] = concept(*REGION_SITES[photo["region"]], SNOMED)
     if notes:
         fields["note"] = [{"text": n} for n in notes]
-    return add(observation(_code("photo-sign-scores", text=f"Severity scores of {photo['name']}"), "imaging", **fields))
+    return add(observation(concept("photo-sign-scores", text=f"Severity scores of {photo['name']}"), "imaging", **fields))
 
 
 def photo_refs(sources: Mapping[str, bytes], embed: bool = False) -> dict[str, dict]:
@@ -301,13 +250,6 @@ def check(data: Mapping, version: str = "R5") -> None:
         raise ValueError(f"not a valid FHIR {version} Bundle: {detail}") from None
 
 
-def _coded(concept: Mapping | None, system: str = CODE_SYSTEM) -> str | None:
-    for c in (concept or {}).get("coding", []):
-        if c.get("system") == system:
-            return c.get("code")
-    return None
-
-
 def read(data: Mapping) -> dict:
     """What a Bundle from `bundle` says, back as plain numbers (for round trips and importers):
     {"status", "pseudonym", "device": {name, version, weights_sha256}, "photos": {name: {sign:
@@ -329,15 +271,15 @@ def read(data: Mapping) -> dict:
                              "weights_sha256": next((i["value"] for i in r.get("identifier", [])
                                                      if i.get("system") == WEIGHTS_SYSTEM), None)}  # fmt: skip
     for r in resources.values():
-        code = _coded(r.get("code")) if r["resourceType"] == "Observation" else None
-        comps = {_coded(c["code"]): c for c in r.get("component", [])}
+        code = coded(r.get("code")) if r["resourceType"] == "Observation" else None
+        comps = {coded(c["code"]): c for c in r.get("component", [])}
         if code == "easi-total":
             out["easi"] = {"total": r["valueQuantity"]["value"], "band": comps["easi-band"]["valueString"],
                            "regions": {}}
             for member in r.get("hasMember", []):
                 m = resources[member["reference"]]
-                mc = {_coded(c["code"]): c for c in m.get("component", [])}
-                region = sites[_coded(m["bodySite"], SNOMED)]
+                mc = {coded(c["code"]): c for c in m.get("component", [])}
+                region = sites[coded(m["bodySite"], SNOMED)]
                 out["easi"]["regions"][region] = {
                     "score": m["valueQuantity"]["value"], "area": mc["easi-area-score"]["valueInteger"],
                     "intensities": {s: mc[f"easi-intensity-{s}"]["valueQuantity"]["value"]
@@ -354,3 +296,7 @@ def read(data: Mapping) -> dict:
                                    "label": (comp.get("interpretation") or [{}])[0].get("text")}  # fmt: skip
             out["photos"][name] = signs
     return out
+
+
+__all__ = ["CODE_SYSTEM", "EASI_SIGNS", "PSEUDONYM_SYSTEM", "REGION_SITES", "VERSIONS", "WEIGHTS_SYSTEM", "bundle",
+           "check", "code_system", "photo_refs", "read"]
