@@ -40,6 +40,12 @@ def format_report(r: dict) -> str:
         lines.append("peak memory, 12-MP photo: " + (mem["error"] if "error" in mem else
                      f"{mem['score_and_preview_mb']:.0f} MB scoring + preview "
                      f"({mem['after_load_mb']:.0f} MB after load), {mem['with_full_maps_mb']:.0f} MB with full-res maps"))
+    g = r.get("gpu")
+    if g:
+        lines.append(f"GPU: {g['gpu']} ({g['precision']}, channels_last), model forward at {g['working_size']} px: "
+                     f"latency {g['latency_ms']['median']:.2f} ms (p90 {g['latency_ms']['p90']:.2f}), "
+                     f"{g['throughput_img_per_s']} img/s at batch {g['batch_size']}" if g["available"]
+                     else f"GPU: not measured, {g['reason']}")
     fl = r.get("decode_floor_12mp")
     if fl:
         lines.append(f"decode floor, 12 MP at 1/8 scale: median {fl['median_ms']:.1f} ms = "

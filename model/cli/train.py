@@ -54,11 +54,14 @@ def run(args) -> None:
     cfg = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig(**overrides)
     if args.nproc is not None and not distributed.launched():  # bad settings fail here, before any worker starts
         distributed.check_batch(cfg.batch_size, distributed.Dist(world=max(1, args.nproc * args.nnodes)))
-        distributed.launch(worker_args(args), args.nproc, args.nnodes, args.rdzv_endpoint, args.rdzv_id, out=args.out)
+        from model.training.launch import launch
+
+        launch(worker_args(args), args.nproc, args.nnodes, args.rdzv_endpoint, args.rdzv_id, out=args.out)
         return
     dist = distributed.setup() if distributed.launched() else None
     try:
-        summary = train(args.dataset, args.out, cfg, resume=args.resume, progress=not args.quiet, dist=dist)
+        with distributed.peers_lost_as_error(dist):
+            summary = train(args.dataset, args.out, cfg, resume=args.resume, progress=not args.quiet, dist=dist)
     finally:
         distributed.teardown(dist)
     if dist is not None and not dist.is_main:

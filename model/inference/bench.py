@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from model.inference.backends import machine
+from model.inference.gpu_bench import gpu_bench
 from model.inference.predictor import Predictor
 
 PHOTO_12MP = (3024, 4032)  # stored (H, W); EXIF orientation 6 turns it into a 4032 x 3024 portrait
@@ -271,6 +272,7 @@ def run_bench(model_dir: str | Path, repeats: int = 10, backend: str = "auto", t
         "throughput": {"images": n, "image_px": 512, "batch_size": BATCH_SIZE, "pipeline_img_per_s": round(got, 2),
                        "forward_limit_img_per_s": round(limit, 2), "ratio": round(got / limit, 3)},
         "memory": mem,
+        "gpu": gpu_bench(model_dir, repeats),
         "decode_floor_12mp": {"what": "the 12-MP JPEG decoded at 1/8 scale, nothing else", **floor},
         "ratios": {
             "12mp_decode_floor_vs_baseline": round(floor["median_ms"] / base["median_ms"], 3),

@@ -28,7 +28,7 @@ from model.data.dataset import load_dataset
 from model.data.trainset import CachedExamples, SeverityDataset
 from model.errors import DermsevError
 from model.nets.modeldir import load_network
-from model.training import distributed
+from model.training import distributed, launch
 from model.training.distributed import Dist
 from model.training.train import TrainConfig, train
 
@@ -146,12 +146,12 @@ def test_validation_shards_cover_every_image_once() -> None:
 
 
 def test_launcher_command_line() -> None:
-    one = distributed.torchrun_args(["train", "ds", "--out", "m"], nproc=2)
+    one = launch.torchrun_args(["train", "ds", "--out", "m"], nproc=2)
     assert one[one.index("--master-addr") + 1] == "127.0.0.1"
     assert 0 < int(one[one.index("--master-port") + 1]) < 65536
     assert one[one.index("--nproc-per-node") + 1] == "2"
     assert one[-5:] == ["-m", "model.cli", "train", "ds", "--out", "m"][-5:]
-    many = distributed.torchrun_args(["train"], nproc=4, nnodes=2, endpoint="node0:29400", run_id="job7")
+    many = launch.torchrun_args(["train"], nproc=4, nnodes=2, endpoint="node0:29400", run_id="job7")
     assert many[many.index("--rdzv-endpoint") + 1] == "node0:29400" and "--master-port" not in many
     assert many[many.index("--rdzv-id") + 1] == "job7" and many[many.index("--nnodes") + 1] == "2"
 
@@ -163,7 +163,7 @@ def test_launcher_command_line() -> None:
 ])
 def test_launcher_ill_args(kwargs: dict, match: str) -> None:
     with pytest.raises(DermsevError, match=match):
-        distributed.torchrun_args(["train"], **kwargs)
+        launch.torchrun_args(["train"], **kwargs)
 
 
 def test_global_batch_must_split_evenly() -> None:
@@ -173,10 +173,20 @@ def test_global_batch_must_split_evenly() -> None:
 
 
 def test_failure_messages_name_the_rank_and_the_way_on() -> None:
-    killed = distributed.failure_message(1, -signal.SIGKILL, "runs/m")
+    killed = launch.failure_message(1, -signal.SIGKILL, "runs/m")
     assert "rank 1 failed (killed by SIGKILL)" in killed and "runs/m" in killed and "--resume" in killed
-    assert "exit status 1" in distributed.failure_message(0, 1, None)
-    assert distributed.failure_message(0, 2, "m") == "training stopped: rank 0 reported the error above"
+    assert "exit status 1" in launch.failure_message(0, 1, None)
+    assert launch.failure_message(0, 2, "m") == "training stopped: rank 0 reported the error above"
+
+
+def test_a_lost_peer_is_one_line_naming_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(distributed.TIMEOUT_ENV, "45")
+    with pytest.raises(DermsevError, match=r"rank 1 lost the other training processes \(DistBackendError: Timed out.*45 s"):
+        with distributed.peers_lost_as_error(Dist(rank=1, world=2)):
+            raise torch.distributed.DistBackendError("Timed out waiting 45000ms for recv\nmore detail")
+    with pytest.raises(torch.distributed.DistBackendError, match="alone"):  # one process: nothing to translate
+        with distributed.peers_lost_as_error(None):
+            raise torch.distributed.DistBackendError("alone")
 
 
 def test_worker_command_line_drops_the_launcher_flags() -> None:
