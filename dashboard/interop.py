@@ -21,6 +21,7 @@ import numpy as np
 from dashboard.assessment import Assessment
 from dashboard.easi import REGION_LABELS
 from dashboard.figures import overlay_png
+from dashboard.history import clean_image
 from dashboard.models import weights_sha256
 from dashboard.report import file_name, safe_name, to_pdf
 from model.errors import DermsevError
@@ -66,12 +67,18 @@ def to_fhir(
 ) -> str:
     """The FHIR Bundle (JSON text) of an assessment, checked with fhir.resources.
 
-    sources: the uploaded files {name: bytes} (referenced by name and hash; embedded only
-    with embed_photos); pdf: attach the PDF report as the DiagnosticReport's presentedForm;
+    sources: the uploaded files {name: bytes} (referenced by name, SHA-1 and a DICOM photo's
+    SOP Instance UID); embed_photos: put each photo in, re-encoded as JPEG from the page's
+    pixels (longest side 768 px) without any metadata; pdf: attach the PDF report as the DiagnosticReport's presentedForm;
     confirmed: the clinician confirmed the scores (status final, else preliminary).
     """
-    refs = fhir.photo_refs({p.name: sources[p.name] for p in assessment.photos if p.name in (sources or {})},
-                      embed_photos)  # fmt: skip
+    refs = fhir.photo_refs({p.name: sources[p.name] for p in assessment.photos if p.name in (sources or {})})
+    if embed_photos:  # the pixels alone, as JPEG: a DICOM header (names) or EXIF (GPS) never travels
+        for p in assessment.photos:
+            if isinstance(p.image, np.ndarray):
+                ref = refs.setdefault(p.name, {})
+                ref.pop("sha1", None)  # the hash is then the embedded JPEG's
+                ref |= {"content_type": "image/jpeg", "data": clean_image(p.image)}
     bundle = fhir.bundle(assessment.to_dict(), device=device(assessment), photos=refs,
                          pdf=to_pdf(assessment) if pdf else None, confirmed=confirmed, version=version)  # fmt: skip
     return json.dumps(bundle, indent=2, ensure_ascii=False)

@@ -57,8 +57,8 @@ def clinical_exports(a, disabled: bool = False, logged=None) -> None:
     c = st.columns([1.2, 1, 1, 1.2, 1.2])
     confirmed = c[0].checkbox("I confirm these scores", key="fhir_confirmed",
                               help="The FHIR report's status: final when confirmed, else preliminary.")  # fmt: skip
-    embed = c[1].checkbox("Embed photos", key="fhir_embed", help="Put the photos in the FHIR bundle "
-                          "(otherwise referenced by name and hash).")  # fmt: skip
+    embed = c[1].checkbox("Embed photos", key="fhir_embed", help="Put each photo's pixels in the FHIR "
+                          "bundle, as a JPEG without metadata (otherwise referenced by name and hash).")  # fmt: skip
     version = c[2].selectbox("FHIR version", ("R5", "R4B"), key="fhir_version")
     c[3].download_button(
         "FHIR bundle", functools.partial(interop.to_fhir, a, sources, embed_photos=embed, confirmed=confirmed,

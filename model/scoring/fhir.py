@@ -17,7 +17,7 @@ The Bundle (type "collection") holds, in order:
   with each sign's intensity and affected area (and the photo check) as *components*;
 - DocumentReference per photo (title, content type, SHA-1 hash; DICOM photos carry their SOP
   Instance UID as an identifier), referenced by the photo's Observation (derivedFrom); the
-  photo's bytes only when asked (`embed`).
+  photo itself only when the caller puts it in (`photos[name]["data"]`).
 
 The patient is never a resource: every subject is a logical reference by identifier (the
 pseudonym, `pseudonym_system`), no name, no birth date. No standard LOINC or SNOMED CT code
@@ -209,9 +209,10 @@ def _photo(photo: Mapping, observation, add, device_url: str, ref: Mapping, subj
     return add(observation(concept("photo-sign-scores", text=f"Severity scores of {photo['name']}"), "imaging", **fields))
 
 
-def photo_refs(sources: Mapping[str, bytes], embed: bool = False) -> dict[str, dict]:
+def photo_refs(sources: Mapping[str, bytes]) -> dict[str, dict]:
     """`bundle`'s photos argument from the files {name: bytes}: content type, SHA-1, the SOP
-    Instance UID of a DICOM photo, and the bytes themselves only when `embed`."""
+    Instance UID of a DICOM photo; never the bytes (a DICOM header names the patient, EXIF may
+    hold GPS: a caller that embeds a photo puts in its pixels alone)."""
     from model.data.dicom import is_dicom, read_header
     from model.errors import DermsevError
 
@@ -221,8 +222,6 @@ def photo_refs(sources: Mapping[str, bytes], embed: bool = False) -> dict[str, d
         ref = {"content_type": "application/dicom" if dicom else (mimetypes.guess_type(name)[0]
                                                                   or "application/octet-stream"),
                "sha1": hashlib.sha1(data).digest()}  # noqa: S324 (FHIR Attachment.hash is SHA-1)
-        if embed:
-            ref["data"] = data
         if dicom:
             try:
                 ref["sop_instance_uid"] = read_header(data, name).sop_instance_uid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import zipfile
@@ -10,6 +11,7 @@ import zipfile
 import numpy as np
 import pydicom
 import pytest
+from PIL import Image
 
 from dashboard.figures import overlay_png
 from dashboard.interop import dicom_overlays, from_fhir, header_notes, region_of, to_fhir
@@ -43,9 +45,24 @@ def test_fhir_pdf_attached_confirmed_final_photos_embedded_only_when_asked(asses
     assert all("data" not in d["content"][0]["attachment"] for d in docs)
     embedded = json.loads(to_fhir(assessment, sources, pdf=False, embed_photos=True))
     assert "presentedForm" not in embedded["entry"][0]["resource"]
-    data = [e["resource"]["content"][0]["attachment"]["data"] for e in embedded["entry"]
-            if e["resource"]["resourceType"] == "DocumentReference"]
-    assert [base64.b64decode(x) for x in data] == [b"JPEGBYTES", b"OTHER"]
+    attached = [e["resource"]["content"][0]["attachment"] for e in embedded["entry"]
+                if e["resource"]["resourceType"] == "DocumentReference"]
+    for att, p in zip(attached, assessment.photos, strict=True):  # the page's pixels, re-encoded
+        data = base64.b64decode(att["data"])
+        assert att["contentType"] == "image/jpeg" and att["hash"] == base64.b64encode(hashlib.sha1(data).digest()).decode()
+        pixels = np.asarray(Image.open(io.BytesIO(data)))
+        assert pixels.shape == p.image.shape and np.abs(pixels.astype(int) - p.image).mean() < 8  # JPEG of a noisy photo
+
+
+def test_embedded_dicom_photo_carries_no_header(assessment):
+    source = dicom_bytes(photo(), PatientName="Doe^Jane", PatientID="HOSP-123")
+    assessment.photos[0].name = "arm.dcm"
+    text = to_fhir(assessment, {"arm.dcm": source}, pdf=False, embed_photos=True)
+    docs = [e["resource"] for e in json.loads(text)["entry"] if e["resource"]["resourceType"] == "DocumentReference"]
+    data = base64.b64decode(docs[0]["content"][0]["attachment"]["data"])
+    assert data[:2] == b"\xff\xd8" and b"Doe" not in data and b"HOSP-123" not in data
+    assert docs[0]["identifier"][0]["value"].startswith("urn:oid:")  # still referenced by its UID
+    assert "Doe" not in text and "HOSP-123" not in text
 
 
 def test_dicom_overlays_round_trip(assessment):
