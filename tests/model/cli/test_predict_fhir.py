@@ -75,3 +75,17 @@ def test_a_ct_is_refused_in_one_line_naming_the_file(files, tiny_model_dir, caps
 def test_ill_args(files, tiny_model_dir, capsys, args, message):
     assert main(["predict", str(tiny_model_dir), str(files["png"]), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_dicom_photo_scores_as_the_same_pixels_in_a_png(tmp_path, tiny_model_dir):
+    """DICOM is only a container: uncompressed DICOM and PNG of the same pixels score the same."""
+    from model.inference import load_model
+
+    rng = np.random.default_rng(3)
+    skin = np.clip(np.float32([210, 150, 130]) + rng.normal(0, 8, (80, 112, 3)), 0, 255).astype(np.uint8)
+    (tmp_path / "p.dcm").write_bytes(dicom_bytes(skin))
+    Image.fromarray(skin).save(tmp_path / "p.png")
+    predictor = load_model(tiny_model_dir, backend="torch-fp32")
+    a, b = (predictor.predict(str(tmp_path / n), white_balance="none") for n in ("p.dcm", "p.png"))
+    assert a.scores == b.scores and a.affected_area == b.affected_area and a.check == b.check
+    assert np.array_equal(a.maps, b.maps)
