@@ -125,3 +125,33 @@ def test_save_export_and_the_audit_tab(start, tmp_path, downloads):
     shown = next(d for d in at.dataframe if "action" in d.value.columns).value
     assert set(shown.action) >= {"save", "view"}
     assert "dermsev-audit.csv" in downloads
+
+
+def test_full_disk_at_save_is_a_page_message(start, tmp_path, monkeypatch):
+    import errno
+
+    from test_app import fill, png
+
+    from dashboard import history
+
+    at = start()
+    fill(at, [("a.png", png(0), "image/png")])
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(history, "clean_image", full)
+    at.button(key="save").click()
+    at.run()
+    assert not at.exception
+    assert any(e.value.startswith("Could not save the visit: the disk that holds the patient store is full")
+               for e in at.error)  # fmt: skip
+    assert _store(tmp_path).visits("PT-0042") == []
+
+
+def test_read_only_store_is_a_page_message(start, tmp_path, monkeypatch):
+    path = _store(tmp_path).path  # an existing store, then opened read-only
+    monkeypatch.setenv("DERMSEV_DATABASE_URL", f"sqlite:///file:{path}?mode=ro&uri=true")
+    at = start()
+    assert any("the patient store's folder is read-only" in e.value for e in at.error)
+    assert not at.tabs
