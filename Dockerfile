@@ -1,4 +1,7 @@
-# dermsev dashboard: docker build -t dermsev . && docker run -p 8501:8501 dermsev
+# dermsev dashboard: docker build -t dermsev . && docker run -p 127.0.0.1:8501:8501 -v dermsev:/data dermsev
+# It listens beyond localhost inside the container, so sign-in is required: add the first account
+# with `docker run --rm -it -v dermsev:/data dermsev dermsev users add admin --role admin`.
+# With PostgreSQL and a reverse proxy: compose.yaml and README (Deployment).
 FROM python:3.11-slim
 
 ENV PIP_NO_CACHE_DIR=1 \

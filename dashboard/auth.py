@@ -62,18 +62,32 @@ class SignInError(ValueError):
     """A refused sign-in; the message is safe to show (it never says whether the name exists)."""
 
 
-def sign_in_mode(address: str | None, setting: str | None = None) -> str | None:
+def sign_in_mode(address: str | None, setting: str | None = None,
+                 headers: dict | None = None) -> str | None:  # fmt: skip
     """None (no sign-in: local single user), "local" or "oidc".
 
     address: the server's server.address ("" or None: all interfaces);
-    setting: $DERMSEV_AUTH (none/local/oidc; `none` cannot turn sign-in off beyond localhost).
+    setting: $DERMSEV_AUTH (none/local/oidc; `none` cannot turn sign-in off beyond localhost);
+    headers: the browser's request headers: a request relayed by a proxy (X-Forwarded-For,
+    Forwarded) or for a host name other than localhost needs sign-in even on a loopback address.
     """
     setting = (os.environ.get(AUTH_ENV, "") if setting is None else setting).strip().lower()
     if setting and setting not in (*MODES, "none"):
         raise ValueError(f"{AUTH_ENV} must be one of none, local, oidc; got {setting!r}")
     if setting in MODES:
         return setting
-    return None if (address or "").strip() in LOOPBACK else "local"
+    return None if _local(address, headers or {}) else "local"
+
+
+def _local(address: str | None, headers: dict) -> bool:
+    if (address or "").strip() not in LOOPBACK:
+        return False
+    lower = {k.lower(): v for k, v in headers.items()}
+    if "x-forwarded-for" in lower or "forwarded" in lower:
+        return False
+    host = lower.get("host", "localhost").strip()
+    name = host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0]
+    return name in LOOPBACK
 
 
 def idle_limit_s() -> float:

@@ -11,6 +11,8 @@ from dashboard import audit, auth
 from dashboard.auth import LOCAL_USER, Accounts, SignInError, User
 from dashboard.store.errors import STORE_ERRORS, describe
 
+clock = time.monotonic  # idle time is measured with this (tests move it)
+
 LOCAL_NOTE = ("**Single local user, no sign-in.** This server listens on this computer only "
               "(localhost): anyone using a browser here sees and edits every patient. To serve "
               "a clinic network, sign-in is switched on (README: Accounts).")  # fmt: skip
@@ -19,11 +21,11 @@ LOCAL_NOTE = ("**Single local user, no sign-in.** This server listens on this co
 def current_user(store) -> User:
     """The signed-in user. Draws the sign-in form and stops the page until someone signs in;
     ends a session idle for longer than $DERMSEV_IDLE_MINUTES (default 15)."""
-    mode = auth.sign_in_mode(st.get_option("server.address"))
+    mode = auth.sign_in_mode(st.get_option("server.address"), headers=dict(st.context.headers or {}))
     if mode is None:
         st.sidebar.info(LOCAL_NOTE)
         return LOCAL_USER
-    s, now = st.session_state, time.monotonic()
+    s, now = st.session_state, clock()
     user: User | None = s.get("auth_user")
     if user is not None and now - s.get("auth_seen", now) > auth.idle_limit_s():
         audit.record(store.engine, user.name, "sign-out", detail="idle")

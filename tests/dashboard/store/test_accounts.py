@@ -99,6 +99,17 @@ def test_sign_in_required_beyond_localhost_or_when_configured(address, setting, 
     assert auth.sign_in_mode(address, setting) == mode
 
 
+@pytest.mark.parametrize(("headers", "mode"), [
+    ({"Host": "localhost:8501"}, None), ({"host": "127.0.0.1"}, None), ({"Host": "[::1]:8501"}, None),
+    ({"Host": "dermsev.clinic.example"}, "local"), ({"Host": "10.0.0.5:8501"}, "local"),
+    ({"Host": "localhost:8501", "X-Forwarded-For": "10.0.0.9"}, "local"),
+    ({"Host": "localhost", "Forwarded": "for=10.0.0.9"}, "local"),
+])  # fmt: skip
+def test_a_proxied_request_needs_sign_in_on_loopback(headers, mode):
+    """A reverse proxy on the same machine makes a localhost server reachable from the network."""
+    assert auth.sign_in_mode("127.0.0.1", "", headers) == mode
+
+
 def test_ill_settings(monkeypatch):
     with pytest.raises(ValueError, match="DERMSEV_AUTH must be one of none, local, oidc"):
         auth.sign_in_mode("localhost", "ldap")
