@@ -7,8 +7,11 @@ a free port, then measures with Debian's chromium, one fresh browser context per
 cold page load (the first page after the server reports healthy) and warm page load; single-
 session upload-to-overlay (median of --singles fresh pages); N sessions pressing "Score photos"
 at once (wall time to the last overlay, p90 of the sessions' times, their ratio to N back-to-
-back single scorings); peak server RSS (VmHWM of the server process); the size of a three-photo
-PDF report. Prints a table; --md writes it as markdown.
+back single scorings); then the N sessions press "Save to history" at once (wall time to the
+last "Saved as visit", and a check in the store that each session's patient has exactly its
+own visit and photo: lost or mixed-up saves are counted); how many times the model was loaded
+(the server log's "model ready" lines); peak server RSS (VmHWM of the server process); the size
+of a three-photo PDF report. Prints a table; --md writes it as markdown.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import datetime as dt
 import io
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -118,6 +122,34 @@ def score(page) -> float:
     return time.perf_counter() - t0
 
 
+def save_all(pages, data: Path, first: int) -> tuple[float, int]:
+    """Every page presses "Save to history" at once; returns the wall time to the last
+    confirmation and the number of sessions whose patient does not hold exactly its own visit
+    (with its own photo, under the id its page showed)."""
+    from dashboard.history import HistoryStore
+
+    t0 = time.perf_counter()
+    for _, page in pages:
+        page.get_by_role("button", name="Save to history").click()
+    shown = {}
+    for k, (_, page) in enumerate(pages):
+        name = f"LOAD-{first + k:03d}"
+        note = page.get_by_text(re.compile(rf"Saved as visit #\d+ of {name}\."))
+        note.wait_for(timeout=600_000)
+        shown[name] = int(re.search(r"#(\d+)", note.inner_text()).group(1))
+    wall = time.perf_counter() - t0
+    store, bad = HistoryStore(data), 0
+    for k in range(len(pages)):
+        name = f"LOAD-{first + k:03d}"
+        visits = store.visits(name)
+        ok = len(visits) == 1 and visits[0].id == shown[name]
+        if ok:
+            stored = store.load(visits[0].id)
+            ok = stored.pseudonym == name and [p.name for p in stored.photos] == [f"p{first + k}_0.jpg"]
+        bad += not ok
+    return wall, bad
+
+
 def p90(values: list[float]) -> float:
     return float(np.percentile(values, 90))
 
@@ -171,6 +203,9 @@ def run(sessions: list[int], singles: int) -> dict:
                     out[f"{n}_wall_s"], out[f"{n}_p90_s"] = wall, p90(times)
                     out[f"{n}_ratio"] = wall / (n * out["single_s"])
                     out[f"{n}_rss_mb"] = rss.peak
+                    out[f"{n}_save_s"], out[f"{n}_bad_saves"] = save_all(pages, Path(tmp), first=100)
+                    print(f"{n} sessions: saved in {out[f'{n}_save_s']:.1f} s, "
+                          f"{out[f'{n}_bad_saves']} lost or mixed", flush=True)  # fmt: skip
                     for ctx, _ in pages:
                         ctx.close()
                 browser.close()
@@ -178,6 +213,7 @@ def run(sessions: list[int], singles: int) -> dict:
             proc.terminate()
             proc.wait(30)
         out["peak_rss_mb"] = rss.peak
+        out["model_loads"] = (Path(tmp) / "server.log").read_text().count("dermsev: model ready")
     out["report_bytes"] = len(to_pdf(_three_photo_assessment()))
     return out
 
@@ -207,7 +243,10 @@ def table(r: dict) -> str:
         rows += [(f"{n} sessions at once: wall time to the last overlay", f"{r[f'{n}_wall_s']:.1f} s"),
                  (f"{n} sessions: p90 of a session's time", f"{r[f'{n}_p90_s']:.1f} s"),
                  (f"{n} sessions: wall / ({n} x one session)", f"{r[f'{n}_ratio']:.2f}"),
-                 (f"{n} sessions: peak server RSS so far", f"{r[f'{n}_rss_mb']:.0f} MB")]  # fmt: skip
+                 (f"{n} sessions: peak server RSS so far", f"{r[f'{n}_rss_mb']:.0f} MB"),
+                 (f"{n} sessions saving at once: wall time to the last saved", f"{r[f'{n}_save_s']:.1f} s"),
+                 (f"{n} sessions: saves lost or mixed up", f"{r[f'{n}_bad_saves']}")]  # fmt: skip
+    rows.append(("times the model was loaded (server log)", f"{r['model_loads']}"))
     rows.append(("three-photo PDF report (768 px photos)", f"{r['report_bytes'] / 1e6:.2f} MB"))
     width = max(len(a) for a, _ in rows)
     return "\n".join(f"| {a:<{width}} | {b:>9} |" for a, b in [("measure", "value"), ("-" * width, "-" * 9), *rows])

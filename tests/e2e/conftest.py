@@ -106,9 +106,15 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="session")
-def streamlit_server(tmp_path_factory, e2e_model_dir):
+def e2e_work(tmp_path_factory) -> Path:
+    """The server's folder: its log, and its data folder `data` (the patient store)."""
+    return tmp_path_factory.mktemp("e2e_server")
+
+
+@pytest.fixture(scope="session")
+def streamlit_server(e2e_work, e2e_model_dir):
     """`streamlit run dashboard/app.py` on a free localhost port; yields its base URL."""
-    work = tmp_path_factory.mktemp("e2e_server")
+    work = e2e_work
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
