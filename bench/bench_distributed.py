@@ -11,10 +11,10 @@ slowest rank's busy time (data, forward, backward with the gradient all-reduce, 
 validation or saving), from the summary in config.json.
 
 The "expected" lines are on paper: DDP all-reduces the gradients (4 bytes per parameter) every
-step; a ring all-reduce moves 2 (N - 1) / N of them through each process's link. Step time
-here x (1 + all-reduce time / step time) bounds the slowdown per step from below (DDP overlaps
-the all-reduce with the backward pass, so real runs do better); N processes each with its own
-cores then give N x images/s x that efficiency.
+step; a ring all-reduce moves 2 (N - 1) / N of them through each process's link. A step
+then takes at most step + all-reduce (DDP overlaps the all-reduce with the backward pass, so
+real runs do better); N processes each with their own cores or GPU give N x images/s x
+step / (step + all-reduce).
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ import numpy as np  # noqa: E402
 
 from model.hardware import cpu_count, cpu_name  # noqa: E402
 
-# (link, bytes/s): the all-reduce bandwidth a rank gets, roughly
-LINKS = [("shared memory / loopback (one machine, gloo)", 5e9), ("10 Gb Ethernet (gloo)", 1.1e9),
-         ("100 Gb InfiniBand / RoCE (NCCL)", 11e9), ("NVLink (NCCL, GPUs in one server)", 150e9)]
+# (device, link, bytes/s a rank gets for the all-reduce, roughly)
+LINKS = [("CPU", "one machine, gloo over loopback", 5e9), ("CPU", "10 Gb Ethernet, gloo", 1.1e9),
+         ("GPU", "10 Gb Ethernet, NCCL over TCP", 1.1e9), ("GPU", "100 Gb InfiniBand / RoCE, NCCL", 11e9),
+         ("GPU", "NVLink in one server, NCCL", 150e9)]
 
 
 def make_dataset(root: Path, n: int, size: int) -> Path:
@@ -80,6 +81,23 @@ def n_params(model_dir: Path) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
+def paper_scaling(params: int, step_s: dict[str, float], batch: int) -> dict[str, list[float]]:
+    """Efficiency at N = 2, 4, 8 processes (each with its own cores or GPU) per link, printed."""
+    grad_bytes = 4 * params
+    print(f"\nexpected scaling (on paper): {params / 1e6:.1f} M parameters = {grad_bytes / 1e6:.0f} MB of gradients "
+          f"all-reduced per step; efficiency >= step / (step + all-reduce) (DDP overlaps them, so real runs do better); "
+          f"step of batch {batch}: CPU {step_s['CPU']:.2f} s (measured here), GPU {step_s['GPU']:.2f} s (assumed, "
+          f"--gpu-step-s)")
+    out = {}
+    for device, link, bw in LINKS:
+        t = step_s[device]
+        effs = [round(t / (t + 2 * (n - 1) / n * grad_bytes / bw), 2) for n in (2, 4, 8)]
+        out[f"{device}, {link}"] = effs
+        print(f"  {device}, {link:34s} N = 2/4/8: {effs[0]:.2f} / {effs[1]:.2f} / {effs[2]:.2f}"
+              f"  -> {2 * effs[0]:.1f}x / {4 * effs[1]:.1f}x / {8 * effs[2]:.1f}x one process")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=56, help="images (the last 8 validate)")
@@ -115,18 +133,8 @@ def main() -> None:
     one1, one_all, two = (rows[setups[i][0]] for i in (1, 2, 3))
     print(f"2 processes vs 1 process x 1 thread: {two / one1:.2f}x (ideal 2.00 on {cores} free cores); "
           f"vs 1 process x {cores} threads: {two / one_all:.2f}x (the same cores, split two ways)")
-    step = args.batch_size / one_all  # seconds per global step, one process on all cores
-    grad_bytes = 4 * params
-    print(f"\nexpected scaling (on paper): {params / 1e6:.1f} M parameters = {grad_bytes / 1e6:.0f} MB of gradients "
-          f"all-reduced per step; a lower bound on efficiency = step / (step + all-reduce), N processes each with "
-          f"their own cores or GPU")
-    paper = {}
-    for what, t in [(f"CPU step {step:.2f} s (measured here, batch {args.batch_size})", step),
-                    (f"GPU step {args.gpu_step_s:.2f} s (assumed, --gpu-step-s)", args.gpu_step_s)]:
-        for link, bw in LINKS:
-            effs = [round(t / (t + 2 * (n - 1) / n * grad_bytes / bw), 2) for n in (2, 4, 8)]
-            paper[f"{what} | {link}"] = effs
-            print(f"  {what:44s} {link:42s} N = 2/4/8: " + " / ".join(f"{e:.2f}" for e in effs))
+    step = args.batch_size / max(one1, one_all)  # seconds per global step, the faster single process
+    paper = paper_scaling(params, {"CPU": step, "GPU": args.gpu_step_s}, args.batch_size)
     if args.json:
         Path(args.json).write_text(json.dumps({"median_images_per_s": rows, "rounds": got, "parameters": params, "step_s": step,
                                                "paper_efficiency_n2_4_8": paper}, indent=2) + "\n")

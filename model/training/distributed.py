@@ -99,14 +99,20 @@ def setup() -> Dist:
     return ctx
 
 
+_PEER_LOST = ("pair closure", "Connection closed", "Connection reset", "Timed out", "timed out")
+
+
 @contextmanager
 def peers_lost_as_error(ctx: Dist | None):
     """A collective that fails (a peer died, or stayed silent past DERMSEV_DIST_TIMEOUT) ends
     this rank with one line saying so, instead of a backend traceback."""
     try:
         yield
-    except tdist.DistError as exc:
-        if ctx is None or not ctx.active:
+    except RuntimeError as exc:
+        # gloo reports a vanished or silent peer as a plain RuntimeError ("Application timeout
+        # caused pair closure", "Connection closed by peer"); NCCL and the store as DistError
+        lost = isinstance(exc, tdist.DistError) or any(w in str(exc) for w in _PEER_LOST)
+        if ctx is None or not ctx.active or not lost:
             raise
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise DermsevError(f"rank {ctx.rank} lost the other training processes ({type(exc).__name__}: {first}): "

@@ -60,32 +60,29 @@ def launch(worker_args: list[str], nproc: int, nnodes: int = 1, endpoint: str | 
     try:
         run(args)
     except ChildFailedError as exc:
-        rank = root_cause(exc.failures)
-        raise DermsevError(failure_message(rank, exc.failures[rank].exitcode, out)) from None
+        raise DermsevError(failure_message({r: f.exitcode for r, f in exc.failures.items()}, out)) from None
 
 
-def root_cause(failures: dict) -> int:
-    """The rank that failed first. A rank killed by a signal other than torchrun's own SIGTERM
-    comes before ranks that failed after it (their peer vanished from a collective)."""
-    def order(rank: int):
-        code = failures[rank].exitcode
-        return (not (code < 0 and -code != signal.SIGTERM), failures[rank].timestamp, rank)
-
-    return min(failures, key=order)
-
-
-def failure_message(rank: int, exitcode: int, out: str | None) -> str:
-    if exitcode == 2:  # a DermsevError, already printed by the rank: bad input, not a crash
-        return f"training stopped: rank {rank} reported the error above"
+def _how(exitcode: int) -> str:
+    if exitcode == 2:  # a DermsevError, already printed by the rank (bad input, or a lost peer)
+        return "reported the error above"
     if exitcode < 0:
         try:
-            how = f"killed by {signal.Signals(-exitcode).name}"
+            return f"was killed by {signal.Signals(-exitcode).name}"
         except ValueError:
-            how = f"killed by signal {-exitcode}"
-    else:
-        how = f"exit status {exitcode}"
+            return f"was killed by signal {-exitcode}"
+    return f"failed (exit status {exitcode})"
+
+
+def failure_message(exitcodes: dict[int, int], out: str | None) -> str:
+    """One line for the failed ranks ({rank: exit code, negative = signal}): killed ranks first
+    (a killed rank's peers fail after it, in a collective), then the rest by rank."""
+    order = sorted(exitcodes, key=lambda r: (not (exitcodes[r] < 0 and -exitcodes[r] != signal.SIGTERM), r))
+    what = ", ".join(f"rank {r} {_how(exitcodes[r])}" for r in order)
+    if all(code == 2 for code in exitcodes.values()):  # every rank refused the input: nothing to resume
+        return f"training stopped: {what}"
     where = f"{out}: the best model written so far is intact; " if out else ""
-    return (f"training process rank {rank} failed ({how}), so the whole job was stopped. "
+    return (f"training stopped: {what}; the whole job was ended. "
             f"{where}run the same command with --resume to continue from the last checkpoint")
 
 
