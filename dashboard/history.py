@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from dashboard.assessment import Assessment, PhotoResult, check_pseudonym
+from dashboard.audit import now
 from dashboard.easi import EASI_SIGNS
 from dashboard.store import engine as db
 from dashboard.store import tables as t
@@ -91,10 +92,6 @@ class VisitSummary:
     model_hash: str | None = None  # sha256 of the weights file
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 class HistoryStore:
     """The patient store: images in `folder` (see `data_dir`), rows in the database at `url`
     (default $DERMSEV_DATABASE_URL, else `folder/history.sqlite3`). Thread-safe: each call
@@ -121,12 +118,12 @@ class HistoryStore:
         """Store one visit atomically (all rows, its audit record and image files, or nothing);
         return its id. assessor: who saved it; the model's weights hash is taken from
         assessment.model["weights_sha256"] when the page put it there."""
-        a, now = assessment, _now()
+        a, when = assessment, now()
         written: Path | None = None
         try:
             with db.write(self.engine) as conn:
                 upsert = (postgresql.insert if self.backend == "postgresql" else sqlite.insert)(t.patients)
-                conn.execute(upsert.values(pseudonym=a.pseudonym, sex=a.sex, created_at=now)
+                conn.execute(upsert.values(pseudonym=a.pseudonym, sex=a.sex, created_at=when)
                              .on_conflict_do_update(index_elements=["pseudonym"], set_={
                                  "sex": func.coalesce(upsert.excluded.sex, t.patients.c.sex)}))  # fmt: skip
                 patient = conn.execute(select(t.patients.c.id)
@@ -135,7 +132,7 @@ class HistoryStore:
                     patient_id=patient, visit_date=a.visit_date.isoformat(), age=a.age,
                     region=a.region, model_name=a.model.get("name"),
                     model_version=a.model.get("version"), model_hash=a.model.get("weights_sha256"),
-                    assessor=assessor, created_at=now, assessment_json=json.dumps(a.to_dict()),
+                    assessor=assessor, created_at=when, assessment_json=json.dumps(a.to_dict()),
                 )).inserted_primary_key[0]  # fmt: skip
                 written = self.folder / "images" / str(visit)
                 if written.exists():  # left over by an earlier failed save (SQLite reuses ids)
@@ -151,7 +148,7 @@ class HistoryStore:
                         {"visit_id": visit, "region": r.region, "area": r.area, "score": r.score,
                          **{s: r.intensities[s] for s in EASI_SIGNS}} for r in e.regions.values()])  # fmt: skip
                 conn.execute(t.audit.insert().values(
-                    at=now, actor=assessor, action="save", visit_id=visit, pseudonym=a.pseudonym,
+                    at=when, actor=assessor, action="save", visit_id=visit, pseudonym=a.pseudonym,
                     detail=f"{len(a.photos)} photo(s); model {a.model.get('name')} "
                            f"{a.model.get('version')} {a.model.get('weights_sha256') or ''}".strip()))  # fmt: skip
         except BaseException:
@@ -281,7 +278,7 @@ class HistoryStore:
                                .where(t.patients.c.pseudonym == pseudonym)).scalars().all()  # fmt: skip
             conn.execute(t.patients.delete().where(t.patients.c.pseudonym == pseudonym))
             conn.execute(t.audit.insert().values(
-                at=_now(), actor=actor, action="delete", visit_id=None, pseudonym=pseudonym,
+                at=now(), actor=actor, action="delete", visit_id=None, pseudonym=pseudonym,
                 detail=f"erased {len(ids)} visit(s): {', '.join(map(str, ids))}"))  # fmt: skip
         for visit in ids:
             shutil.rmtree(self.folder / "images" / str(visit), ignore_errors=True)

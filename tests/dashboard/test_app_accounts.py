@@ -160,3 +160,30 @@ def test_read_only_store_is_a_page_message(start, tmp_path, monkeypatch):
     at = start()
     assert any("the patient store's folder is read-only" in e.value for e in at.error)
     assert not at.tabs
+
+
+class FakeIdentity(dict):
+    """Stands in for st.user: what the identity provider said."""
+
+    @property
+    def is_logged_in(self) -> bool:
+        return "email" in self
+
+
+def test_oidc_sign_in_needs_an_account(start, tmp_path, monkeypatch):
+    identity = FakeIdentity()
+    monkeypatch.setattr(st, "user", identity)
+    at = start("oidc")
+    assert at.title[0].value == "Sign in"
+    assert [b.label for b in at.button] == ["Sign in with your clinic account"]
+    identity["email"] = "eve@elsewhere.org"  # the provider knows her; dermsev does not
+    at.run()
+    assert any("eve@elsewhere.org has no access to dermsev" in e.value for e in at.error)
+    assert not at.tabs
+    Accounts(_store(tmp_path).engine).add("ana@clinic.org", None, "reviewer", actor="test")
+    identity["email"] = "ana@clinic.org"
+    at.run()
+    assert [t.label for t in at.tabs] == ["History"]
+    assert any("Signed in as **ana@clinic.org** (reviewer)" in c.value for c in at.sidebar.caption)
+    trail = audit.entries(_store(tmp_path).engine)
+    assert (trail.action.iloc[0], trail.actor.iloc[0], trail.detail.iloc[0]) == ("sign-in", "ana@clinic.org", "oidc")

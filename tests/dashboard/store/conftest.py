@@ -26,13 +26,16 @@ def _postgres() -> str | None:
     """The test server's URL, or None (skip) when none is configured or reachable."""
     setting = os.environ.get(PG_ENV, "").strip()
     url = DEFAULT_PG if setting in ("", "1") else store_engine.database_url(".", setting)
+    probe = create_engine(url, connect_args={"connect_timeout": 3})
     try:
-        with create_engine(url, connect_args={"connect_timeout": 3}).connect() as conn:
+        with probe.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
         if setting:
             pytest.fail(f"{PG_ENV} is set but PostgreSQL at {make_url(url)!r} is unreachable: {exc}")
         return None
+    finally:
+        probe.dispose()
     return url
 
 
