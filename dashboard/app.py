@@ -21,7 +21,7 @@ from dashboard.history import HistoryStore
 from dashboard.inference_queue import QueuedPredictor, shared_queue
 from dashboard.models import check_installed, default_choice, installed_models, model_record
 from dashboard.store.errors import STORE_ERRORS, describe
-from dashboard.view_auth import audit_tab, current_user, record_export
+from dashboard.view_auth import audit_tab, current_user, record_export, users_tab
 from dashboard.view_colour import neutral_patch, white_balance_choice
 from dashboard.view_history import history_view, score_columns
 from dashboard.view_interop import clinical_exports, dicom_header_notes, remember_headers
@@ -273,8 +273,8 @@ def main():
         st.warning("**Demo model**: trained on synthetic images, not for clinical use. "
                    "Its scores only show how the page works.", icon="⚠️")  # fmt: skip
     st.caption(DISCLAIMER)
-    names = [n for n, right in (("Assessment", "assess"), ("History", "history"), ("Audit", "audit"))
-             if user.may(right)]  # fmt: skip
+    names = [n for n, right in (("Assessment", "assess"), ("History", "history"), ("Audit", "audit"),
+                                ("Users", "users")) if user.may(right)]  # fmt: skip
     tabs = dict(zip(names, st.tabs(names), strict=True))
     if "Assessment" in tabs:
         with tabs["Assessment"]:
@@ -294,6 +294,9 @@ def main():
     if "Audit" in tabs:
         with tabs["Audit"]:
             audit_tab(store, user)
+    if "Users" in tabs:
+        with tabs["Users"]:
+            users_tab(store, user)
 
 
 main()

@@ -110,3 +110,50 @@ def record_export(store, user: User, pseudonym: str, fmt: str) -> None:
     """A download button's on_click: the export, with the visit saved by then (if any)."""
     audit.record(store.engine, user.name, "export", visit_id=st.session_state.get("saved_visit"),
                  pseudonym=pseudonym, detail=fmt)  # fmt: skip
+
+
+def users_tab(store, user: User) -> None:
+    """Accounts for an administrator: list, add, disable or enable, set a new password (the
+    same operations as `dermsev users`, audited the same way)."""
+    accounts = Accounts(store.engine)
+    if note := st.session_state.pop("account_note", None):
+        st.success(note)
+    rows = accounts.list()
+    if rows:
+        st.dataframe(rows, hide_index=True)
+    else:
+        st.info("No accounts yet.")
+    with st.form("add_user", clear_on_submit=True):
+        c = st.columns([1.5, 1, 1.5, 1.5])
+        name = c[0].text_input("User name (or e-mail for OIDC)", key="new_user_name")
+        role = c[1].selectbox("Role", auth.ROLES, key="new_user_role")
+        password = c[2].text_input("Password (10+ characters)", type="password", key="new_user_password")
+        oidc = c[3].checkbox("Signs in through the clinic's provider (OIDC), no password", key="new_user_oidc")
+        if st.form_submit_button("Add user"):
+            _account_change(lambda: accounts.add(name, None if oidc else password, role, actor=user.name),
+                            f"Added {name} ({role}).")  # fmt: skip
+    if not rows:
+        return
+    c = st.columns([1.5, 1, 1.5, 1])
+    who = c[0].selectbox("Account", [r["name"] for r in rows], key="manage_user")
+    disabled = next(r["disabled"] for r in rows if r["name"] == who)
+    if c[1].button("Enable" if disabled else "Disable", key="toggle_user"):
+        _account_change(lambda: accounts.set_disabled(who, not disabled, actor=user.name),
+                        f"{who} {'enabled' if disabled else 'disabled'}.")  # fmt: skip
+    new = c[2].text_input("New password", type="password", key="reset_password")
+    if c[3].button("Set password", key="set_password"):
+        _account_change(lambda: accounts.reset_password(who, new, actor=user.name),
+                        f"New password set for {who}.")  # fmt: skip
+
+
+def _account_change(change, done: str) -> None:
+    try:
+        change()
+    except ValueError as exc:
+        st.error(str(exc)[:1].upper() + str(exc)[1:] + ".")
+        return
+    except STORE_ERRORS as exc:
+        st.error(describe(exc, "change the account"))
+        return
+    st.session_state.account_note = done
+    st.rerun()  # redraw the table with the change

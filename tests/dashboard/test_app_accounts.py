@@ -55,7 +55,7 @@ def _sign_in(at, name, password):
 def test_localhost_is_one_local_user_and_says_so(start, tmp_path):
     at = start()
     assert any("Single local user, no sign-in" in i.value for i in at.sidebar.info)
-    assert [t.label for t in at.tabs] == ["Assessment", "History", "Audit"]
+    assert [t.label for t in at.tabs] == ["Assessment", "History", "Audit", "Users"]
 
 
 def test_sign_in_required_when_configured(start, tmp_path):
@@ -99,7 +99,7 @@ def test_idle_session_expires(start, tmp_path, monkeypatch):
     _sign_in(at, "dr_lee", PASSWORD)
     clock[0] += 14 * 60  # active within the limit: still signed in
     at.run()
-    assert [t.label for t in at.tabs] == ["Assessment", "History", "Audit"]
+    assert [t.label for t in at.tabs] == ["Assessment", "History", "Audit", "Users"]
     clock[0] += 15 * 60 + 1
     at.run()
     assert at.title[0].value == "Sign in"
@@ -187,3 +187,32 @@ def test_oidc_sign_in_needs_an_account(start, tmp_path, monkeypatch):
     assert any("Signed in as **ana@clinic.org** (reviewer)" in c.value for c in at.sidebar.caption)
     trail = audit.entries(_store(tmp_path).engine)
     assert (trail.action.iloc[0], trail.actor.iloc[0], trail.detail.iloc[0]) == ("sign-in", "ana@clinic.org", "oidc")
+
+
+def test_admin_manages_accounts_on_the_page(start, tmp_path):
+    at = start()  # the local user is an admin
+    at.text_input(key="new_user_name").input("dr_lee")
+    at.selectbox(key="new_user_role").set_value("clinician")
+    at.text_input(key="new_user_password").input("short")
+    next(b for b in at.button if b.label == "Add user").click()
+    at.run()
+    assert any(e.value == "A password needs at least 10 characters." for e in at.error)
+    at.text_input(key="new_user_name").input("dr_lee")
+    at.text_input(key="new_user_password").input(PASSWORD)
+    next(b for b in at.button if b.label == "Add user").click()
+    at.run()
+    assert any(s.value == "Added dr_lee (clinician)." for s in at.success)
+    accounts = Accounts(_store(tmp_path).engine)
+    assert accounts.sign_in("dr_lee", PASSWORD).role == "clinician"
+    at.button(key="toggle_user").click()
+    at.run()
+    assert accounts.list()[0]["disabled"] and at.button(key="toggle_user").label == "Enable"
+    at.button(key="toggle_user").click()
+    at.run()
+    at.text_input(key="reset_password").input("a different passphrase")
+    at.button(key="set_password").click()
+    at.run()
+    assert accounts.sign_in("dr_lee", "a different passphrase").name == "dr_lee"
+    trail = audit.entries(_store(tmp_path).engine)
+    changes = trail[trail.actor == "local"]
+    assert list(changes.action)[::-1] == ["user-add", "user-disable", "user-enable", "user-password"]
