@@ -14,10 +14,11 @@ import cv2
 import numpy as np
 
 from model.data import padding
+from model.data.colour import to_linear, to_srgb
 from model.data.io import IGNORE
 from model.errors import DermsevError
 
-AUGMENT_MODES = ("none", "geometric", "full")
+AUGMENT_MODES = ("none", "geometric", "full", "photo")
 
 
 def jitter_rgb(img: np.ndarray, brightness: float, contrast: float, saturation: float) -> np.ndarray:
@@ -60,6 +61,82 @@ class RGBJitter(A.ImageOnlyTransform):
         return ("brightness", "contrast", "saturation")
 
 
+def _rgb_uint8(img: np.ndarray) -> np.ndarray:
+    return (np.clip(img[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+class Exposure(A.ImageOnlyTransform):
+    """Exposure change of the RGB channels in linear light: x 2**stops, stops uniform in
+    +-`stops` (what a camera's exposure does; a gain in sRGB values would not be)."""
+
+    def __init__(self, stops: float = 1.0, p: float = 0.3):
+        super().__init__(p=p)
+        self.stops = stops
+
+    def get_params(self) -> dict[str, float]:
+        return {"gain": 2.0 ** self.py_random.uniform(-self.stops, self.stops)}
+
+    def apply(self, img: np.ndarray, gain: float = 1.0, **_: Any) -> np.ndarray:
+        out = img.copy()
+        k = min(3, img.shape[2])
+        out[..., :k] = np.clip(to_srgb(to_linear(np.clip(img[..., :k], 0, 1)) * gain), 0, 1)
+        return out
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("stops",)
+
+
+def _resize(img: np.ndarray, w: int, h: int, interpolation: int) -> np.ndarray:
+    """cv2.resize of any channel count (cv2's area resize takes at most 4 at once)."""
+    parts = [cv2.resize(np.ascontiguousarray(img[..., i : i + 4]), (w, h), interpolation=interpolation)
+             for i in range(0, img.shape[2], 4)]
+    parts = [p[..., None] if p.ndim == 2 else p for p in parts]
+    return np.concatenate(parts, axis=2)
+
+
+class LowResolution(A.ImageOnlyTransform):
+    """Down to `scale` of the size (area average) and back up (bilinear): a photo taken from
+    further away, or a small upload, at the working size."""
+
+    def __init__(self, scale: tuple[float, float] = (0.5, 0.95), p: float = 0.25):
+        super().__init__(p=p)
+        self.scale = scale
+
+    def get_params(self) -> dict[str, float]:
+        return {"factor": self.py_random.uniform(*self.scale)}
+
+    def apply(self, img: np.ndarray, factor: float = 1.0, **_: Any) -> np.ndarray:
+        h, w = img.shape[:2]
+        small = _resize(img, max(1, round(w * factor)), max(1, round(h * factor)), cv2.INTER_AREA)
+        return _resize(small, w, h, cv2.INTER_LINEAR).astype(img.dtype, copy=False)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("scale",)
+
+
+class Jpeg(A.ImageOnlyTransform):
+    """A JPEG round trip of the RGB channels (OpenCV, 4:2:0) at a quality drawn from `quality`:
+    phones and messaging apps compress what a clinician uploads."""
+
+    def __init__(self, quality: tuple[int, int] = (40, 95), p: float = 0.3):
+        super().__init__(p=p)
+        self.quality = quality
+
+    def get_params(self) -> dict[str, int]:
+        return {"q": self.py_random.randint(*self.quality)}
+
+    def apply(self, img: np.ndarray, q: int = 90, **_: Any) -> np.ndarray:
+        if img.shape[2] < 3:
+            return img
+        ok, buf = cv2.imencode(".jpg", _rgb_uint8(img)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(q)])
+        out = img.copy()
+        out[..., :3] = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].astype(img.dtype) / 255
+        return out
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("quality",)
+
+
 def _fit(size: int) -> list[A.BasicTransform]:
     # NEAREST_EXACT: cv2's INTER_NEAREST samples half a pixel off, shifting masks against the image.
     return [
@@ -76,6 +153,9 @@ def train_transform(size: int, mode: str = "full", seed: int | None = None, crop
 
     full: rotation up to 10 degrees, zoom/shift/shear about 0.1 (shear 0.1 rad ~ 5.7 degrees),
     horizontal flip, mild RGB jitter. geometric: the same without any intensity change.
+    photo: full plus what phones do to a photo: quarter turns, lower resolution (0.5-1x),
+    slight defocus (Gaussian sigma 0.3-1.2 px), exposure +-1 stop (linear light) and JPEG
+    quality 40-95 (bench/bench_robustness.py measures the scores' drift under each).
     """
     if mode not in AUGMENT_MODES:
         raise DermsevError(f"--augment must be one of {list(AUGMENT_MODES)}, got {mode!r}")
@@ -98,8 +178,16 @@ def train_transform(size: int, mode: str = "full", seed: int | None = None, crop
         ]
     if crop is not None and crop < size:
         steps.append(A.RandomCrop(height=crop, width=crop))
-    if mode == "full":
+    if mode == "photo":
+        steps += [
+            A.RandomRotate90(p=0.5),
+            LowResolution((0.5, 0.95), p=0.25),
+            A.GaussianBlur(sigma_limit=(0.3, 1.2), p=0.2),
+        ]
+    if mode in ("full", "photo"):
         steps.append(RGBJitter(0.1, 0.1, 0.1, p=0.5))
+    if mode == "photo":
+        steps += [Exposure(1.0, p=0.3), Jpeg((40, 95), p=0.3)]
     return A.Compose(steps, seed=seed)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.data.augment import AUGMENT_MODES
 from model.data.colour import reference_for_channels
 from model.data.dataset import Dataset, load_dataset
 from model.data.padding import MULTIPLE, is_multiple
@@ -52,7 +53,8 @@ class TrainConfig:
     mil_pool: str = "mean"
     # geometric (flips, rotation, zoom; never intensities): the signs live in colour, and on
     # tasks whose labels are absolute colour RGB jitter ("full") teaches the model to ignore
-    # them (bench/bench_baseline.py). "full" stays available for camera-varied real data.
+    # them (bench/bench_baseline.py). "full" stays available for camera-varied real data, and
+    # "photo" adds what phones do (quarter turns, lower resolution, defocus, exposure, JPEG).
     augment: str = "geometric"
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -101,7 +103,7 @@ class TrainConfig:
         checks = [
             (self.supervision in SUPERVISION, f"--supervision must be one of {list(SUPERVISION)}"),
             (self.mil_pool in MIL_METHODS, f"--mil-pool must be one of {list(MIL_METHODS)}"),
-            (self.augment in ("none", "geometric", "full"), "--augment must be none, geometric or full"),
+            (self.augment in AUGMENT_MODES, f"--augment must be one of {list(AUGMENT_MODES)}"),
             (self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}"),
             (self.mixing in ("auto", "on", "off"), "mixing must be auto, on or off"),
             (self.skin_head in ("auto", "on", "off"), "skin_head must be auto, on or off"),

@@ -8,6 +8,9 @@ from scipy import ndimage
 
 from model.data.augment import (
     AUGMENT_MODES,
+    Exposure,
+    Jpeg,
+    LowResolution,
     RGBJitter,
     apply,
     eval_transform,
@@ -160,3 +163,49 @@ def test_pipeline_serialises() -> None:
     names = [t["__class_fullname__"] for t in d["transform"]["transforms"]]
     assert any("Affine" in n for n in names) and any("RGBJitter" in n for n in names)
     assert not any("RGBJitter" in t["__class_fullname__"] for t in A.to_dict(train_transform(64, "geometric"))["transform"]["transforms"])
+
+
+def test_exposure_works_in_linear_light_on_rgb_only() -> None:
+    img = np.full((8, 8, 4), 0.5, np.float32)
+    brighter = Exposure(1.0).apply(img, gain=2.0)
+    darker = Exposure(1.0).apply(img, gain=0.5)
+    # sRGB 0.5 is linear 0.214: one stop up is linear 0.428 = sRGB 0.686, one down sRGB 0.361
+    np.testing.assert_allclose(brighter[..., :3], 0.686, atol=0.002)
+    np.testing.assert_allclose(darker[..., :3], 0.361, atol=0.002)
+    assert (brighter[..., 3] == 0.5).all() and (darker[..., 3] == 0.5).all()  # an extra channel keeps its meaning
+    assert Exposure(1.0).apply(np.ones((4, 4, 3), np.float32), gain=2.0).max() <= 1.0  # clipped like a sensor
+
+
+def test_low_resolution_blurs_detail_of_any_channel_count() -> None:
+    img = np.zeros((32, 32, 6), np.float32)
+    img[::2] = 1.0  # one-pixel stripes in every channel
+    out = LowResolution().apply(img, factor=0.5)
+    assert out.shape == img.shape and out.dtype == np.float32
+    assert out.std() < 0.1 * img.std()  # stripes finer than the lower resolution are gone
+    np.testing.assert_allclose(out.mean(), img.mean(), atol=0.02)
+
+
+def test_jpeg_round_trip_loses_detail_on_rgb_only() -> None:
+    rng = np.random.default_rng(0)
+    img = rng.random((32, 32, 4), dtype=np.float32)
+    low, high = Jpeg().apply(img, q=40), Jpeg().apply(img, q=95)
+    err = {q: float(np.abs(out[..., :3] - img[..., :3]).mean()) for q, out in ((40, low), (95, high))}
+    assert err[40] > err[95] > 0  # lower quality loses more of the noise texture
+    assert (low[..., 3] == img[..., 3]).all()
+    assert low.dtype == np.float32 and low.min() >= 0 and low.max() <= 1
+
+
+def test_photo_mode_degrades_some_samples_and_keeps_masks() -> None:
+    import albumentations as A
+
+    names = [t["__class_fullname__"] for t in A.to_dict(train_transform(64, "photo"))["transform"]["transforms"]]
+    for part in ("RandomRotate90", "LowResolution", "GaussianBlur", "Exposure", "Jpeg"):
+        assert any(part in n for n in names), part
+    img, masks = square_scene(64, 64)
+    geo = [apply(train_transform(64, "geometric", seed=s), img, masks) for s in SEEDS]
+    photo = [apply(train_transform(64, "photo", seed=s), img, masks) for s in SEEDS]
+    # quarter turns put the square in every corner; flips alone, in two
+    corners = {tuple(np.argwhere(p[1][0] == 3).mean(0) > 32) for p in photo}
+    assert len(corners) == 4 and len({tuple(np.argwhere(g[1][0] == 3).mean(0) > 32) for g in geo}) == 2
+    for out, (a, _), _ in photo:
+        assert set(np.unique(a)) <= {0, 3, IGNORE}
