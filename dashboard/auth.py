@@ -15,6 +15,7 @@ never says which it was.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ RIGHTS = {  # what each role may do on the page
     "admin": frozenset({"assess", "save", "export", "history", "audit", "users", "models"}),
     "reviewer": frozenset({"history"}),
 }
+NAME = re.compile(r"[A-Za-z0-9._@+-]{1,254}")  # also keeps names inert in the page's markdown
 OIDC_HASH = "!oidc"  # an account that signs in through the identity provider only
 MIN_PASSWORD = 10
 FREE_FAILURES = 3  # failed sign-ins in a row before each further try must wait
@@ -143,8 +145,8 @@ class Accounts:
     def add(self, name: str, password: str | None, role: str, actor: str) -> None:
         """A new account; password None = an OIDC account (signs in through the provider)."""
         name = name.strip()
-        if not name or len(name) > 254 or any(c.isspace() for c in name):
-            raise ValueError("a user name is 1-254 characters without spaces")
+        if not NAME.fullmatch(name):
+            raise ValueError("a user name is 1-254 letters, digits or . _ @ + - (an e-mail fits)")
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         secret = OIDC_HASH if password is None else _hasher.hash(check_password(password))

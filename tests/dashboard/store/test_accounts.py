@@ -60,6 +60,14 @@ def test_bad_accounts_refused(accounts):
         accounts.add("y", "short", "clinician", actor="t")
     with pytest.raises(ValueError, match="no user ghost"):
         accounts.reset_password("ghost", PASSWORD, actor="t")
+    for odd in ("<b>dr</b>", "dr lee", "x" * 255, "[a](http://x)"):
+        with pytest.raises(ValueError, match="a user name is 1-254 letters, digits or"):
+            accounts.add(odd, PASSWORD, "clinician", actor="t")
+    sql = "'; DROP TABLE users; --"  # a sign-in name is only ever a bound parameter
+    with pytest.raises(SignInError, match="^Wrong user name or password.$"):
+        accounts.sign_in(sql, PASSWORD)
+    assert [u["name"] for u in accounts.list()] == ["dr_lee"]
+    assert audit.entries(accounts.engine).actor.iloc[0] == sql  # recorded verbatim
 
 
 def test_wrong_password_and_unknown_name_look_the_same_and_are_slowed(accounts):
