@@ -9,7 +9,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     HF_HUB_OFFLINE=1 \
     NO_ALBUMENTATIONS_UPDATE=1 \
     DERMSEV_DATA=/data \
-    DERMSEV_READY_FILE=/tmp/dermsev.ready
+    DERMSEV_READY_FILE=/tmp/dermsev.ready \
+    STREAMLIT_SERVER_FILE_WATCHER_TYPE=none
 
 RUN apt-get update && apt-get install -y --no-install-recommends curl libgl1 libglib2.0-0 \
     && rm -rf /var/lib/apt/lists/*

@@ -64,7 +64,8 @@ def start_server(port: int, data: Path) -> tuple[subprocess.Popen, float]:
                DERMSEV_READY_FILE=str(data / "ready"))  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dashboard.serve", "--server.port", str(port), "--server.headless", "true"],
+        [sys.executable, "-m", "dashboard.serve", "--server.port", str(port), "--server.headless", "true",
+         "--server.fileWatcherType", "none"],  # an edited source file must not reload modules mid-run
         cwd=ROOT, env=env, stdout=open(data / "server.log", "w"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     while time.perf_counter() - t0 < 600:
