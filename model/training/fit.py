@@ -102,7 +102,7 @@ def compute_loss(net: DermSevNet, batch: dict, supervision: str, image_weight: f
         # skin vs background/clothing/hair: binary cross-entropy on the pixels whose skin is known
         skin = skin_bce(out[:, net.cfg.n_signs :], batch["skin"])
     if supervision in ("auto", "pixel"):
-        pix, _ = masked_mae(raw, batch["masks"], sign_weights)
+        pix, _ = masked_mae(raw, batch["masks"], sign_weights, max_score=net.cfg.max_score)
         if region_weight > 0:
             # The pooled score of the (cropped) masks: a direct signal for the image score,
             # which the per-pixel median regression alone learns slowly on sparse textures.

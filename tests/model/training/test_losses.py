@@ -90,3 +90,16 @@ def test_image_mae_sign_weights() -> None:
     loss, n = image_mae(pooled, scores, use, torch.tensor([1.0, 0.5]))
     assert n.item() == 3
     assert loss.item() == pytest.approx((1 + 0.5 * 2 + 0.5 * 1) / (1 + 0.5 + 0.5))
+
+
+def test_masked_mae_bounds_make_overshoot_at_the_ends_free() -> None:
+    # truths 0, 0, 3, 3, 1 and predictions below 0, above 0, above 3, below 3, below 0
+    target = torch.tensor([0, 0, 3, 3, 1], dtype=torch.uint8).view(1, 1, 1, 5)
+    pred = torch.tensor([-0.5, 0.25, 3.5, 2.5, -1.0], requires_grad=True).view(1, 1, 1, 5)
+    plain, _ = masked_mae(pred, target)
+    bounded, _ = masked_mae(pred, target, max_score=3.0)
+    assert plain.item() == pytest.approx((0.5 + 0.25 + 0.5 + 0.5 + 2.0) / 5)
+    # only -0.5 for a 0 and 3.5 for a 3 are free; undershooting a 1 still costs its full 2.0
+    assert bounded.item() == pytest.approx((0.25 + 0.5 + 2.0) / 5)
+    (grad,) = torch.autograd.grad(bounded, pred)
+    assert grad.flatten().tolist() == pytest.approx([0.0, 0.2, 0.0, -0.2, -0.2])
