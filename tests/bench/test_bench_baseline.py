@@ -107,3 +107,18 @@ def test_table_gives_ratios_and_verdicts():
     text = bench.table(res)
     assert res["age-sex"]["ratio"]["mae"] == pytest.approx(0.5) and res["age-sex"]["ratio"]["pass"]
     assert res["age-sex"]["age_target"]["pass"] and "5.00x" in text and "MISS" not in text
+
+
+def test_mean_runs_averages_numbers_and_keeps_the_runs():
+    runs = [{"pixel_accuracy": 0.8, "pixel_mae": 0.3, "epochs": 10, "best_epoch": None},
+            {"pixel_accuracy": 0.9, "pixel_mae": 0.1, "epochs": 20, "best_epoch": 7}]
+    out = bench.mean_runs(runs)
+    assert out["pixel_accuracy"] == pytest.approx(0.85) and out["pixel_mae"] == pytest.approx(0.2)
+    assert out["epochs"] == 15 and out["runs"] == runs
+    assert bench.table({"colour-combos": {"product": out, "baseline": bench.mean_runs(runs[:1])}}).count("PASS") == 1
+
+
+def test_product_command_trains_with_the_seed(tmp_path):
+    cmd = bench.product_cmd(tmp_path / "d", tmp_path / "m", 1.5, 64, ["--augment", "none"], seed=3)
+    assert cmd[cmd.index("--seed") + 1] == "3" and cmd[-2:] == ["--augment", "none"]
+    assert cmd[cmd.index("--max-minutes") + 1] == "1.5" and "--epochs" not in cmd
