@@ -55,6 +55,13 @@ def _password_form(store) -> User | None:
     st.title("Sign in")
     if note := st.session_state.pop("auth_note", None):
         st.info(note)
+    try:
+        if not Accounts(store.engine).list():
+            st.info("This server needs sign-in (it listens beyond localhost, or DERMSEV_AUTH is "
+                    "set) and has no accounts yet: an administrator adds one on the server with "
+                    "`dermsev users add NAME --role admin`.")  # fmt: skip
+    except STORE_ERRORS as exc:
+        st.error(describe(exc, "read the accounts"))
     with st.form("sign_in"):
         name = st.text_input("User name", key="sign_in_name")
         password = st.text_input("Password", type="password", key="sign_in_password")
