@@ -24,6 +24,7 @@ import io
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from dashboard.store.engine import DB_NAME  # noqa: F401  (re-exported: the file
 from dashboard.store.migrate import upgrade
 
 EASI_SERIES = "EASI"
+ORPHAN_AGE_S = 3600  # photo folders without a visit row older than this are swept at start
 
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
@@ -108,6 +110,7 @@ class HistoryStore:
         if self.url not in HistoryStore._migrated:
             upgrade(self.engine)
             HistoryStore._migrated.add(self.url)
+            self.sweep_orphans()
 
     @property
     def backend(self) -> str:
@@ -176,6 +179,22 @@ class HistoryStore:
                  "uncertainty_low": unc[s][0] if s in unc else None,
                  "uncertainty_high": unc[s][1] if s in unc else None}
                 for s, v in photo.scores.items()])  # fmt: skip
+
+    def sweep_orphans(self, min_age_s: float = ORPHAN_AGE_S) -> list[int]:
+        """Remove images/<id> folders with no visit row, left by a server killed mid-save, once
+        they are older than `min_age_s` (a younger one may belong to a save still running in
+        another process). Returns the ids removed."""
+        folder = self.folder / "images"
+        if not folder.is_dir():
+            return []
+        with self.engine.connect() as conn:
+            known = set(conn.execute(select(t.visits.c.id)).scalars())
+        cutoff, removed = time.time() - min_age_s, []
+        for sub in folder.iterdir():
+            if sub.name.isdigit() and int(sub.name) not in known and sub.stat().st_mtime < cutoff:
+                shutil.rmtree(sub, ignore_errors=True)
+                removed.append(int(sub.name))
+        return sorted(removed)
 
     def patients(self) -> list[str]:
         """All pseudonyms, sorted."""

@@ -57,7 +57,12 @@ def test_killed_mid_save_leaves_whole_visits(tmp_path, store_url, make_assessmen
         with sqlite3.connect(store.path) as db:
             assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             assert db.execute("PRAGMA foreign_key_check").fetchall() == []
-    # its photo files may be left on disk without a row; the next save there starts clean
+    # its photo files may be left on disk without a row: swept once old enough
+    orphans = {int(p.name) for p in (tmp_path / "images").iterdir()} - {v.id for v in store.visits("KILL-1")}
+    assert len(orphans) == 1  # the killed save's folder
+    assert store.sweep_orphans() == []  # too young: it could be another server's save in progress
+    assert store.sweep_orphans(min_age_s=0) == sorted(orphans)
+    assert {int(p.name) for p in (tmp_path / "images").iterdir()} == {v.id for v in store.visits("KILL-1")}
     store.save(make_assessment(pseudonym="KILL-1", n_photos=3))
     _whole(store, 3)
 
