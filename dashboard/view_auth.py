@@ -104,6 +104,9 @@ def audit_tab(store, user: User) -> None:
     except STORE_ERRORS as exc:
         st.error(describe(exc, "read the audit trail"))
         return
+    if trail.empty:
+        st.info("No entries" + (" match these filters." if actor or action or who else " yet."))
+        return
     st.caption(f"{len(trail)} entries, newest first. The trail is append-only: nobody, an "
                "administrator included, can change or delete an entry.")  # fmt: skip
     st.dataframe(trail, hide_index=True)
