@@ -34,7 +34,7 @@ from model.training.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = {"image_size": 32, "batch_size": 4, "precision": "fp32", "encoder_depth": 3, "save_every_minutes": 0, "seed": 0}
-JOB_TIMEOUT = 240  # seconds for a whole torchrun job (start-up is ~10 s of it on 2 busy cores)
+JOB_TIMEOUT = 600  # seconds for a whole torchrun job: a backstop (start-up alone took 10 s to minutes on 2 busy cores)
 COLLECTIVE_TIMEOUT = 60  # seconds a rank waits for a missing peer before it fails
 NO_GPU = "no CUDA GPU on this machine: the fp16/bf16 autocast, grad scaler, channels_last, pinned-memory, " \
          "SyncBatchNorm and NCCL paths run only where torch.cuda.is_available()"
@@ -246,9 +246,10 @@ def test_resume_crosses_between_the_single_process_and_the_distributed_recipe(
 # -- real torchrun jobs ----------------------------------------------------------------------------
 # Same seed, global batch 4, 8 epochs: 1 process (the distributed recipe in this process) against
 # 2 gloo processes. They differ only by BatchNorm, which on CPU normalises each process's half
-# batch (and rank 0's running statistics are kept): measured here, train loss within 2.7 % per
-# epoch and final val pixel MAE 0.643 vs 0.643 (with BatchNorm replaced by a plain affine layer the
-# curves agree within 0.3 %). The tolerances leave room for other CPUs' arithmetic.
+# batch (and rank 0's running statistics are kept): measured here, train loss within 2.9 % per
+# epoch, final val pixel MAE 0.564 vs 0.568 and accuracy 0.702 vs 0.698 (with BatchNorm replaced by
+# a plain affine layer the curves agree within 0.4 %; docs/distributed.md). The tolerances leave
+# room for other CPUs' arithmetic and recipe changes.
 LOSS_RTOL = 0.06
 PIXEL_ATOL = 0.03
 
@@ -287,18 +288,20 @@ def test_a_killed_rank_stops_the_job_and_resume_continues(tmp_path: Path, ddp_da
     os.kill(victim, signal.SIGKILL)
     killed_at = time.monotonic()
     code, _, err = finish(job, timeout=COLLECTIVE_TIMEOUT + 30)
-    assert code != 0
-    assert time.monotonic() - killed_at < COLLECTIVE_TIMEOUT
+    assert code != 0, err[-2000:]
+    assert time.monotonic() - killed_at < COLLECTIVE_TIMEOUT, err[-2000:]
     last = err.strip().splitlines()[-1]
     assert "rank 1 was killed by SIGKILL" in last and "--resume" in last, last
-    # the best model so far is whole and loadable; the checkpoint waits
+    # the best model so far is whole and loadable (written just before its epoch's checkpoint,
+    # so it may be one epoch ahead of it); the checkpoint waits
     net, config = load_network(out)
     done = torch.load(ckpt, weights_only=True)["history"]
-    assert 1 <= config["training"]["best_epoch"] <= len(done) < epochs
+    assert 1 <= len(done) < epochs
+    assert 1 <= config["training"]["best_epoch"] <= len(done) + 1
 
     code, log, err = finish(start_job(cli_args(ddp_dataset, out, epochs, "--nproc", "2", "--resume"), tmp_path))
     assert code == 0, err[-2000:]
-    assert log.count(f"resuming after epoch {len(done)}") == 1  # rank 0 alone reports
+    assert log.count(f"resuming after epoch {len(done)}") == 1, log  # rank 0 alone reports
     summary = json.loads((out / "config.json").read_text())["training"]
     assert [h["epoch"] for h in summary["history"]] == list(range(1, epochs + 1))
     assert summary["history"][: len(done)] == done
