@@ -38,6 +38,7 @@ def current_user(store) -> User:
         if user is None:
             st.stop()
         s.auth_user, s.auth_seen = user, now
+        s.pop("sign_in_password", None)  # the typed password is not kept in the session
         st.rerun()  # draw the page afresh, without the sign-in form
     s.auth_seen = now
     with st.sidebar:

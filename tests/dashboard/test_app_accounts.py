@@ -68,6 +68,7 @@ def test_sign_in_required_when_configured(start, tmp_path):
     assert [e.value for e in at.error] == [auth.WRONG]  # same words: no hint the name is unknown
     _sign_in(at, "dr_lee", PASSWORD)
     assert at.title[0].value == "Skin severity assessment"
+    assert "sign_in_password" not in at.session_state
     assert [t.label for t in at.tabs] == ["Assessment", "History"]  # no audit for a clinician
     assert any("Signed in as **dr_lee** (clinician)" in c.value for c in at.sidebar.caption)
     trail = audit.entries(_store(tmp_path).engine)
