@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_robustness.py [--n 50] [--seed 31] [--threads 2]
         [--alternatives] [--ref-n 400] [--ref-seed 7] [--work /tmp/dermsev_bench_robustness]
-        [--md docs/robustness.md]
+        [--md docs/robustness.md] [--model MODEL_DIR]
 
 --n synthetic skin photos (256 px, `model.synth.generator.generate`, seed --seed) are
 perturbed (`perturbations`): colour temperature 3000-7500 K (von Kries gains in linear RGB
@@ -152,11 +152,12 @@ def main() -> None:
     ap.add_argument("--ref-seed", type=int, default=7, help="the demo model's training generator seed")
     ap.add_argument("--work", default="/tmp/dermsev_bench_robustness")
     ap.add_argument("--md", help="write the tables, with the command, to this markdown file")
+    ap.add_argument("--model", help="MODEL_DIR to measure (default: the bundled demo model)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cv2.setNumThreads(1)
     t0 = time.time()
-    predictor = load_model(backend="torch-fp32")
+    predictor = load_model(a.model, backend="torch-fp32")
     imgs, truth, signs = photos(Path(a.work) / f"photos{a.seed}_{a.n}", a.n, a.seed)
     runs = {"none": scorer(predictor, "none"), "grey-world (default)": scorer(predictor, "grey-world")}
     if a.alternatives:
@@ -165,7 +166,8 @@ def main() -> None:
             ref = np.array(colour.training_reference(ref_imgs, cfg)["rgb"])
             runs[name] = scorer(predictor, "none", cfg, ref)
     results = {name: measure(fn, imgs, truth) for name, fn in runs.items()}
-    out = [f"{len(imgs)} synthetic photos (seed {a.seed}, 256 px), demo model, backend {predictor.backend}. "
+    which = "demo model" if a.model is None else f"model {a.model}"
+    out = [f"{len(imgs)} synthetic photos (seed {a.seed}, 256 px), {which}, backend {predictor.backend}. "
            f"Target per sign: median <= {MEDIAN_TARGET}, p95 <= {P95_TARGET}.", "",
            "## What the balance costs on clean photos", "",
            "| white balance | clean photos the gate passes | " + " | ".join(f"image MAE {s}" for s in signs)
