@@ -244,10 +244,12 @@ def table(r: dict) -> str:
         rows += [(f"{n} sessions at once: wall time to the last overlay", f"{r[f'{n}_wall_s']:.1f} s"),
                  (f"{n} sessions: p90 of a session's time", f"{r[f'{n}_p90_s']:.1f} s"),
                  (f"{n} sessions: wall / ({n} x one session)", f"{r[f'{n}_ratio']:.2f}"),
-                 (f"{n} sessions: peak server RSS so far", f"{r[f'{n}_rss_mb']:.0f} MB"),
-                 (f"{n} sessions saving at once: wall time to the last saved", f"{r[f'{n}_save_s']:.1f} s"),
-                 (f"{n} sessions: saves lost or mixed up", f"{r[f'{n}_bad_saves']}")]  # fmt: skip
-    rows.append(("times the model was loaded (server log)", f"{r['model_loads']}"))
+                 (f"{n} sessions: peak server RSS so far", f"{r[f'{n}_rss_mb']:.0f} MB")]  # fmt: skip
+        if f"{n}_save_s" in r:  # the save phase (runs whose sessions all scored)
+            rows += [(f"{n} sessions saving at once: wall time to the last saved", f"{r[f'{n}_save_s']:.1f} s"),
+                     (f"{n} sessions: saves lost or mixed up", f"{r[f'{n}_bad_saves']}")]  # fmt: skip
+    if "model_loads" in r:
+        rows.append(("times the model was loaded (server log)", f"{r['model_loads']}"))
     rows.append(("three-photo PDF report (768 px photos)", f"{r['report_bytes'] / 1e6:.2f} MB"))
     width = max(len(a) for a, _ in rows)
     return "\n".join(f"| {a:<{width}} | {b:>9} |" for a, b in [("measure", "value"), ("-" * width, "-" * 9), *rows])

@@ -115,8 +115,13 @@ def score_batch(predictor):
     bar, done = st.progress(0.0, text="Scoring..."), [0.0]
     files = [(f.name, f.getvalue()) for f in s.uploads]
 
+    shown = [None]
+
     def waiting(ahead):  # while this session's photo waits in the server's one queue
-        if ahead:
+        # redrawn only when the count changes: ten waiting pages redrawing every poll kept the
+        # browser and the server's websocket busy on the cores the scoring needs
+        if ahead and ahead != shown[0]:
+            shown[0] = ahead
             bar.progress(done[0], text=f"Waiting: {ahead} photo{'s' if ahead > 1 else ''} ahead of yours")
 
     def progress(i, n, name):

@@ -23,10 +23,14 @@ def test_table_lists_every_session_count_and_the_ratio():
     r = {"server_start_s": 20.0, "cold_load_s": 2.5, "warm_load_s": 1.5, "single_s": 1.0,
          "10_wall_s": 12.0, "10_p90_s": 11.0, "10_ratio": 1.2, "10_rss_mb": 900.0,
          "20_wall_s": 25.0, "20_p90_s": 24.0, "20_ratio": 1.25, "20_rss_mb": 950.0,
-         "report_bytes": 700_000}  # fmt: skip
+         "10_save_s": 9.5, "10_bad_saves": 0, "model_loads": 1, "report_bytes": 700_000}  # fmt: skip
     text = bench_load.table(r)
     assert "| 10 sessions: wall / (10 x one session)" in text and "1.20 |" in text
     assert "20 sessions at once" in text and "0.70 MB" in text
+    assert "10 sessions saving at once: wall time to the last saved" in text and "9.5 s" in text
+    assert "20 sessions saving at once" not in text  # no save phase measured for 20
+    loads = [line for line in text.splitlines() if "times the model was loaded" in line]
+    assert len(loads) == 1 and loads[0].rstrip(" |").endswith("1")
 
 
 def test_the_report_case_is_three_photos_with_maps():
