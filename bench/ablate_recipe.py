@@ -18,7 +18,8 @@ Changes without a TrainConfig field:
   norm=unit         input scaled 0..1 only (mean 0, std 1) instead of the training set's statistics
   select=final      keep the last epoch's weights instead of the best validation epoch's
   loss=bounded      no pixel loss for a prediction beyond the scale where the truth is at that end
-                    (below 0 for a 0, above max_score for a max_score): overshooting a bound is free
+                    (below 0 for a 0, above max_score for a max_score): the default since ee2af42
+  loss=plain        plain MAE at the ends too (the default before ee2af42)
   tabdrop=P         the tabular branch drops age and sex with chance P in training (default 0.2)
 Variants combine with '+': "film=none+augment=none". The variant "baseline" is bench_baseline's
 bare U-Net trained for the same number of epochs.
@@ -52,7 +53,7 @@ from model.training import train as train_mod  # noqa: E402
 
 LOOP_CHANGES = {"decoder": ("smp",), "output": ("sigmoid",), "schedule": ("constant",), "clip": ("off",),
                 "norm": ("unit",), "select": ("final",), "tabdrop": ("0", "0.05", "0.1"),
-                "loss": ("bounded",)}
+                "loss": ("bounded", "plain")}
 
 
 def parse_variant(text: str) -> tuple[dict, dict]:
@@ -116,15 +117,13 @@ class Patched:
             self._set(fit_mod, "clock_factor", lambda *a, **k: 1.0)
         if loop.get("clip") == "off":
             self._set(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: torch.tensor(0.0))
-        if loop.get("loss") == "bounded":
+        if "loss" in loop:
             from model.training import losses
 
-            def masked_mae(pred, target, weights=None, max_score=3.0):
-                valid = target != losses.IGNORE
-                p, t = pred.float(), target.float()
-                err = (p - t).abs()
-                free = ((t == 0) & (p < 0)) | ((t == max_score) & (p > max_score))
-                return losses._weighted_mean(torch.where(free, torch.zeros_like(err), err), valid, weights), valid.sum()
+            bounded = loop["loss"] == "bounded"
+
+            def masked_mae(pred, target, weights=None, max_score=None):
+                return losses.masked_mae(pred, target, weights, max_score=max_score if bounded else None)
 
             self._set(fit_mod, "masked_mae", masked_mae)
         if "tabdrop" in loop:

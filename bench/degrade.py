@@ -8,6 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from model.data.augment import jpeg_round_trip
 from model.data.colour import to_linear, to_srgb
 
 
@@ -19,9 +20,8 @@ def relight(img: np.ndarray, gains: float | np.ndarray) -> np.ndarray:
 
 
 def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
-    """A JPEG round trip at `quality` (OpenCV's encoder, 4:2:0)."""
-    ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+    """A JPEG round trip at `quality` (OpenCV's encoder, 4:2:0): the one training's augmentation uses."""
+    return jpeg_round_trip(img, quality)
 
 
 def noise(img: np.ndarray, sd: float, seed: int) -> np.ndarray:

@@ -61,6 +61,12 @@ class RGBJitter(A.ImageOnlyTransform):
         return ("brightness", "contrast", "saturation")
 
 
+def jpeg_round_trip(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """A JPEG round trip of an (H, W, 3) uint8 RGB image at `quality` (OpenCV's encoder, 4:2:0)."""
+    ok, buf = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+
+
 def _rgb_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8)
 
@@ -128,9 +134,8 @@ class Jpeg(A.ImageOnlyTransform):
     def apply(self, img: np.ndarray, q: int = 90, **_: Any) -> np.ndarray:
         if img.shape[2] < 3:
             return img
-        ok, buf = cv2.imencode(".jpg", _rgb_uint8(img)[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(q)])
         out = img.copy()
-        out[..., :3] = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].astype(img.dtype) / 255
+        out[..., :3] = jpeg_round_trip(_rgb_uint8(img), int(q)).astype(img.dtype) / 255
         return out
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
