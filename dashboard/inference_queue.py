@@ -2,17 +2,36 @@
 
 Why: each request running the model's thread pool at once on the same cores slowed ten
 clinicians to 2.7x their back-to-back time (issue 20). One worker, with the model's threads
-set once at load (`load_model(threads=...)`), runs one photo at a time, in arrival order.
+set once at load, runs the network for one job at a time, in arrival order.
 
     q = shared_queue()                       # the process-wide queue (started on first use)
     ticket = q.submit(session_id, "a.jpg", lambda: predictor.predict(data, ...))
+    ticket = q.submit_forward(session_id, "a.jpg", predictor, prepared.x, age, sex)  # batchable
     q.ahead(ticket)                           # photos queued before it (0 = running or next)
     ticket.result(timeout=...)                # the value, or the exception the job raised
     q.cancel_session(session_id)              # a closed tab: drop its queued photos
 
+Batching (issue 20, item 1): forwards queued one behind the other on the same predictor with
+the same working shape (Prepared.x.shape) run as one batched `forward_all`, up to `max_batch`
+(default 4) photos, each with its own age and sex; each ticket gets its own row. The worker
+never waits for a batch to fill: it takes what is waiting when it is free, so a lone photo is
+not delayed, and batches form exactly when sessions are queueing behind each other. Only a run
+of consecutive forwards is batched (a photo never overtakes an earlier one), so start order
+stays FIFO. If a batched forward raises, its photos are run again one at a time, so one bad
+photo fails only its own ticket. `submit` jobs (TTA, predictors without the split) run alone.
+
+Where the work runs: `QueuedPredictor` decodes, checks and pads a photo (`prepare`) on the
+requesting session's thread, queues only the network forward, and summarises the result
+(`from_output`) back on its own thread. So the worker runs nothing but the network, the queue
+knows each photo's working shape when it arrives (what batching needs), and the next photo's
+decode overlaps the current forward. The cost: a session's decode shares the cores with the
+worker's forward (single-threaded decode, against the model's pool); bench/bench_batching.py
+measures the result against the whole photo run in the worker ("before").
+
 A job that raises fails only its own ticket; the worker keeps serving. At most `max_pending`
-photos wait (each holds its upload's bytes), so memory stays bounded; beyond that `submit`
-raises `QueueFull` with a message for the page. No streamlit here: tested without a browser.
+photos wait (each holds its upload's bytes or its working tensor), so memory stays bounded;
+beyond that a submit raises `QueueFull` with a message for the page. No streamlit here: tested
+without a browser.
 """
 
 from __future__ import annotations
@@ -23,13 +42,21 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from model.errors import DermsevError
-from model.inference import is_dicom
+from model.inference import check_age, check_sex, is_dicom
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 64
+MAX_BATCH = 4
+# QueuedPredictor queues only the forward for predictors with these stages (prepare ->
+# forward_all -> from_output) called with these `predict` keywords
+_SPLIT = ("prepare", "forward_all", "from_output")
+_PREDICT_ARGS = {"age", "sex", "tta", "name", "white_balance", "neutral_box"}
 
 
 class QueueFull(DermsevError):
@@ -40,17 +67,35 @@ class Cancelled(DermsevError):
     """The job was dropped before it ran (its session went away, or the queue closed)."""
 
 
+@dataclass(frozen=True, eq=False)
+class Forward:
+    """One photo's network forward: x (C, H, W) float32 working tensor (`Prepared.x`), its
+    patient's age and sex (None = unknown), and the predictor whose `forward_all` runs it."""
+
+    predictor: Any
+    x: np.ndarray
+    age: float | None = None
+    sex: str | None = None
+
+    def joins(self, other: Forward) -> bool:
+        """Whether the two can share one batched forward: same model, same working shape."""
+        same_input = self.x.shape == other.x.shape and self.x.dtype == other.x.dtype
+        return self.predictor is other.predictor and same_input
+
+
 class Ticket:
     """One queued photo: wait on it with `result`; `done` says whether it has finished."""
 
-    def __init__(self, seq: int, session: str, name: str, fn: Callable[[], Any]) -> None:
-        self.seq, self.session, self.name, self.fn = seq, session, name, fn
+    def __init__(self, seq: int, session: str, name: str, fn: Callable[[], Any] | None = None,
+                 forward: Forward | None = None) -> None:  # fmt: skip
+        self.seq, self.session, self.name, self.fn, self.forward = seq, session, name, fn, forward
         self._event = threading.Event()
         self._value: Any = None
         self._error: BaseException | None = None
 
     def _finish(self, value: Any = None, error: BaseException | None = None) -> None:
-        self._value, self._error, self.fn = value, error, None  # drop the upload's bytes
+        self._value, self._error = value, error
+        self.fn = self.forward = None  # drop the upload's bytes or the working tensor
         self._event.set()
 
     def done(self) -> bool:
@@ -66,14 +111,19 @@ class Ticket:
 
 
 class InferenceQueue:
-    """A FIFO of scoring jobs served by one daemon worker thread (see the module docstring)."""
+    """A FIFO of scoring jobs served by one daemon worker thread (see the module docstring).
 
-    def __init__(self, max_pending: int = MAX_PENDING) -> None:
+    max_pending: photos that may wait (beyond: QueueFull); max_batch: photos one batched
+    forward may hold (1: every photo on its own)."""
+
+    def __init__(self, max_pending: int = MAX_PENDING, max_batch: int = MAX_BATCH) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
-        self.max_pending = max_pending
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self.max_pending, self.max_batch = max_pending, max_batch
         self._jobs: collections.deque[Ticket] = collections.deque()
-        self._running: Ticket | None = None
+        self._running: list[Ticket] = []
         self._cond = threading.Condition()
         self._seq = itertools.count()
         self._closed = False
@@ -81,29 +131,40 @@ class InferenceQueue:
         self._worker.start()
 
     def submit(self, session: str, name: str, fn: Callable[[], Any]) -> Ticket:
-        """Queue fn() (one photo's scoring) for `session`; returns its ticket at once."""
+        """Queue fn() (one photo's whole scoring) for `session`; returns its ticket at once.
+        It runs alone: nothing is batched with it."""
+        return self._put(session, name, fn=fn)
+
+    def submit_forward(self, session: str, name: str, predictor: Any, x: np.ndarray,
+                       age: float | None = None, sex: str | None = None) -> Ticket:  # fmt: skip
+        """Queue one photo's network forward: x (C, H, W) float32 (`Prepared.x`), age, sex (checked;
+        None = unknown). The ticket's value is its row of `predictor.forward_all`, (S [+ 1], H, W)
+        float32; it may share a batch with the forwards queued right before or after it."""
+        return self._put(session, name, forward=Forward(predictor, x, age, sex))
+
+    def _put(self, session: str, name: str, **job: Any) -> Ticket:
         with self._cond:
             if self._closed:
                 raise Cancelled(f"{name}: the server is shutting down")
             if len(self._jobs) >= self.max_pending:
                 raise QueueFull(f"{name}: the server is busy ({len(self._jobs)} photos waiting); "
                                 "try again in a minute")  # fmt: skip
-            ticket = Ticket(next(self._seq), session, name, fn)
+            ticket = Ticket(next(self._seq), session, name, **job)
             self._jobs.append(ticket)
             self._cond.notify()
             return ticket
 
     def ahead(self, ticket: Ticket) -> int:
-        """Photos that will be scored before this one: the running one and those queued earlier
+        """Photos that will be scored before this one: those running and those queued earlier
         (0 once it runs or has finished)."""
         with self._cond:
-            if ticket.done() or ticket is self._running:
+            if ticket.done() or ticket in self._running:
                 return 0
             earlier = sum(1 for t in self._jobs if t.seq < ticket.seq)
-            return earlier + (self._running is not None)
+            return earlier + len(self._running)
 
     def pending(self) -> int:
-        """Photos waiting (not counting the one running)."""
+        """Photos waiting (not counting those running)."""
         with self._cond:
             return len(self._jobs)
 
@@ -127,6 +188,16 @@ class InferenceQueue:
             t._finish(error=Cancelled(f"{t.name}: the server is shutting down"))
         self._worker.join(timeout)
 
+    def _take(self) -> list[Ticket]:
+        """The next job, and (for a forward) the forwards right behind it that join its batch.
+        Called with the lock held."""
+        batch = [self._jobs.popleft()]
+        head = batch[0].forward
+        while (head is not None and self._jobs and len(batch) < self.max_batch
+               and self._jobs[0].forward is not None and head.joins(self._jobs[0].forward)):  # fmt: skip
+            batch.append(self._jobs.popleft())
+        return batch
+
     def _serve(self) -> None:
         while True:
             with self._cond:
@@ -134,16 +205,46 @@ class InferenceQueue:
                     self._cond.wait()
                 if self._closed:
                     return
-                job = self._running = self._jobs.popleft()
+                batch = self._running = self._take()
             try:
-                job._finish(value=job.fn())
-            except BaseException as exc:  # noqa: BLE001 - one job's failure is its own
-                if not isinstance(exc, DermsevError):
-                    log.exception("scoring %s failed in the inference worker", job.name)
-                job._finish(error=exc)
+                if batch[0].forward is None:
+                    self._settle(batch[0], batch[0].fn)
+                else:
+                    self._forward(batch)
             finally:
                 with self._cond:
-                    self._running = None
+                    self._running = []
+
+    @staticmethod
+    def _settle(ticket: Ticket, fn: Callable[[], Any]) -> None:
+        """Run fn for one ticket: its value or the exception it raised becomes the ticket's result."""
+        try:
+            ticket._finish(value=fn())
+        except BaseException as exc:  # noqa: BLE001 - one job's failure is its own
+            if not isinstance(exc, DermsevError):
+                log.exception("scoring %s failed in the inference worker", ticket.name)
+            ticket._finish(error=exc)
+
+    def _forward(self, batch: list[Ticket]) -> None:
+        """One forward_all over the batch's photos, each ticket getting its own row."""
+        jobs = [t.forward for t in batch]
+        if len(batch) == 1:
+            f = jobs[0]
+            self._settle(batch[0], lambda: f.predictor.forward_all(f.x[None], f.age, f.sex)[0])
+            return
+        try:
+            out = jobs[0].predictor.forward_all(np.stack([f.x for f in jobs]), [f.age for f in jobs],
+                                                [f.sex for f in jobs])  # fmt: skip
+            if len(out) != len(batch):
+                raise RuntimeError(f"forward_all gave {len(out)} rows for {len(batch)} photos")
+        except BaseException:  # noqa: BLE001 - then each photo alone: only a bad one fails
+            log.warning("a batched forward of %d photos failed; running them one at a time", len(batch),
+                        exc_info=True)  # fmt: skip
+            for t in batch:
+                self._forward([t])
+            return
+        for t, row in zip(batch, out, strict=True):
+            t._finish(value=row)
 
 
 _SHARED: InferenceQueue | None = None
@@ -181,6 +282,11 @@ def quick_check(name: str, data: bytes) -> None:
 class QueuedPredictor:
     """A predictor whose `predict` goes through the shared queue; everything else passes through.
 
+    A predictor with `prepare`, `forward_all` and `from_output` (model.inference.Predictor) has
+    its photos prepared and summarised on the calling thread and only the forward queued, where
+    it may be batched with other sessions' photos (module docstring); with TTA, or a predictor
+    without those, the whole `predict` is one job, as before.
+
     on_wait(ahead) is called while the photo waits (ahead: photos to be scored before it), so the
     page can say "2 photos ahead of yours". If on_wait or the wait raises (streamlit stops a
     closed session's script at its next element call), the session's queued photos are dropped.
@@ -198,7 +304,17 @@ class QueuedPredictor:
         name = str(kwargs.get("name") or "photo")
         if isinstance(image, (bytes, bytearray)):
             quick_check(name, bytes(image))
-        ticket = self._queue.submit(self._session, name, lambda: self._predictor.predict(image, **kwargs))
+        p, q = self._predictor, self._queue
+        split = all(hasattr(p, m) for m in _SPLIT) and set(kwargs) <= _PREDICT_ARGS
+        if kwargs.get("tta") or not split:
+            return self._wait(q.submit(self._session, name, lambda: p.predict(image, **kwargs)))
+        age, sex = check_age(kwargs.get("age")), check_sex(kwargs.get("sex"))  # before decoding
+        wb, box = kwargs.get("white_balance"), kwargs.get("neutral_box")
+        prepared = p.prepare(image, kwargs.get("name"), wb, box)
+        out = self._wait(q.submit_forward(self._session, name, p, prepared.x, age, sex))
+        return p.from_output(prepared, out)
+
+    def _wait(self, ticket: Ticket) -> Any:
         try:
             while not ticket.done():
                 if self._on_wait is not None:

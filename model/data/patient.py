@@ -8,6 +8,9 @@ dashboard. Either value may be unknown (None, blank or "unknown"); the network h
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+
+import numpy as np
 
 from model.errors import DermsevError
 
@@ -54,3 +57,21 @@ def encode_tabular(age: object, sex: object) -> tuple[float, int]:
     """(age, sex), checked -> (age in years, NaN if unknown; sex code 0 unknown, 1 F, 2 M)."""
     a = check_age(age)
     return (math.nan if a is None else a), SEX_CODES[check_sex(sex)]
+
+
+def encode_tabular_batch(age: object, sex: object, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`encode_tabular` for a batch of n images: (n,) float32 ages (NaN unknown) and (n,) int64
+    sex codes. age, sex: one value for every image (as `encode_tabular` takes it) or a sequence
+    (list, tuple, 1-D array) of n values, one per image, each as `encode_tabular` takes it."""
+    ages, sexes = _per_image(age, n, "age"), _per_image(sex, n, "sex")
+    codes = [encode_tabular(a, s) for a, s in zip(ages, sexes, strict=True)]
+    return np.array([a for a, _ in codes], np.float32), np.array([s for _, s in codes], np.int64)
+
+
+def _per_image(value: object, n: int, what: str) -> Sequence[object]:
+    """One value, repeated n times, or a sequence of n values (a string is one value)."""
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim > 0):
+        if len(value) != n:
+            raise ValueError(f"{what}: {len(value)} values for a batch of {n} images")
+        return list(value)
+    return [value] * n

@@ -24,7 +24,7 @@ import itertools
 import math
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -39,7 +39,7 @@ from model.data import colour
 from model.data import io as imageio
 from model.data.io import ImageSource, resize, resize_mask, to_float, to_uint8_rgb
 from model.data.padding import pad_chw
-from model.data.patient import check_age, check_sex, encode_tabular
+from model.data.patient import check_age, check_sex, encode_tabular_batch
 from model.data.quality import LIMITS, NO_CAST, PhotoCheck, check_photo
 from model.errors import DermsevError
 from model.hardware import native_bf16
@@ -401,21 +401,24 @@ class Predictor:
         """The network has a skin channel (after the signs)."""
         return bool(self.config.get("network", {}).get("skin_head", False))
 
-    def forward(self, x: np.ndarray, age: float | None = None, sex: str | None = None) -> np.ndarray:
-        """x: (B, C, H, W) float32 on 0..1, H, W multiples of 32 -> maps (B, S, H, W) float32."""
+    def forward(self, x: np.ndarray, age: float | Sequence[float | None] | None = None,
+                sex: str | Sequence[str | None] | None = None) -> np.ndarray:
+        """x: (B, C, H, W) float32 on 0..1, H, W multiples of 32 -> maps (B, S, H, W) float32.
+
+        age, sex: one value for the whole batch (as `predict` takes it, None = unknown) or a
+        sequence of B values, one per image (images of different patients in one batch)."""
         out = self.forward_all(x, age, sex)
         return out[:, : len(self.signs)] if self.has_skin else out
 
-    def forward_all(self, x: np.ndarray, age: float | None = None, sex: str | None = None) -> np.ndarray:
+    def forward_all(self, x: np.ndarray, age: float | Sequence[float | None] | None = None,
+                    sex: str | Sequence[str | None] | None = None) -> np.ndarray:
         """`forward` with the skin channel, when the network has one: (B, S [+ 1], H, W)."""
-        a, s = encode_tabular(age, sex)
-        b = x.shape[0]
+        ages, sexes = encode_tabular_batch(age, sex, x.shape[0])  # (B,) float32, (B,) int64
         if self._onnx is not None:
-            feeds = {"image": np.ascontiguousarray(x, dtype=np.float32), "age": np.full((b,), a, np.float32),
-                     "sex": np.full((b,), s, np.int64)}
+            feeds = {"image": np.ascontiguousarray(x, dtype=np.float32), "age": ages, "sex": sexes}
             return self._onnx.run(None, feeds)[0]
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        age_t, sex_t = torch.full((b,), a), torch.full((b,), s, dtype=torch.long)
+        age_t, sex_t = torch.from_numpy(ages), torch.from_numpy(sexes)
         with torch.inference_mode():
             if self.backend == "torch-bf16":
                 with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -448,13 +451,19 @@ class Predictor:
         if tta:  # original, horizontal flip, vertical flip: the spread shows how stable a score is
             batch = np.concatenate([batch, batch[:, :, :, ::-1], batch[:, :, ::-1, :]])
         out = self.forward_all(np.ascontiguousarray(batch), age, sex)
-        if tta:
-            out = np.stack([out[0], out[1][:, :, ::-1], out[2][:, ::-1, :]])
-        work = self.unpad(out, prepared.hw)
-        work, skin = self.split_skin(work)
-        return self.summarise(prepared.image, work.mean(0) if tta else work[0], work if tta else None,
-                              full_size=prepared.full_size, check=prepared.check,
-                              skin_prob=None if skin is None else skin.mean(0))
+        if not tta:
+            return self.from_output(prepared, out[0])
+        out = np.stack([out[0], out[1][:, :, ::-1], out[2][:, ::-1, :]])
+        work, skin = self.split_skin(self.unpad(out, prepared.hw))
+        return self.summarise(prepared.image, work.mean(0), work, full_size=prepared.full_size,
+                              check=prepared.check, skin_prob=None if skin is None else skin.mean(0))
+
+    def from_output(self, prepared: Prepared, out: np.ndarray) -> Prediction:
+        """One photo's row of `forward_all` (S [+ 1], h32, w32), without TTA, -> its Prediction
+        (unpad, skin channel, summary): the end of `predict`, for callers that batch forwards."""
+        work, skin = self.split_skin(self.unpad(out, prepared.hw))
+        return self.summarise(prepared.image, work, full_size=prepared.full_size, check=prepared.check,
+                              skin_prob=skin)
 
     def split_skin(self, out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(..., S [+ 1], h, w) network output -> sign maps (..., S, h, w) and the skin
@@ -507,9 +516,7 @@ class Predictor:
                 if group:
                     out = self.forward_all(np.stack([p.x for p in group]), age, sex)
                     for i, p in enumerate(group):
-                        work, skin = self.split_skin(self.unpad(out[i], p.hw))
-                        done.append(pool.submit(self.summarise, p.image, work, full_size=p.full_size,
-                                                check=p.check, skin_prob=skin))
+                        done.append(pool.submit(self.from_output, p, out[i]))
                     group.clear()
 
             while pending:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
 import pytest
 
-from model.data.patient import check_age, check_sex, encode_tabular
+from model.data.patient import check_age, check_sex, encode_tabular, encode_tabular_batch
 from model.errors import DermsevError
 
 RULE = "must be a number of years from 0 to 130, or left unknown"
@@ -98,3 +99,21 @@ def test_encode_tabular_checks_both() -> None:
         DermsevError, match=re.escape("sex must be F or M, or left unknown; got 'X'")
     ):
         encode_tabular(30, "X")
+
+
+def test_encode_tabular_batch_one_value_or_one_per_image() -> None:
+    ages, sexes = encode_tabular_batch(40, "F", 3)  # one value for every image
+    assert ages.dtype == np.float32 and sexes.dtype == np.int64
+    assert ages.tolist() == [40.0] * 3 and sexes.tolist() == [1] * 3
+    ages, sexes = encode_tabular_batch([20, None, "75"], np.array(["M", "F", "unknown"]), 3)
+    assert ages[[0, 2]].tolist() == [20.0, 75.0] and math.isnan(ages[1])
+    assert sexes.tolist() == [2, 1, 0]
+    ages, _ = encode_tabular_batch(np.float64(30), None, 2)  # a numpy scalar is one value
+    assert ages.tolist() == [30.0, 30.0]
+
+
+def test_encode_tabular_batch_ill_args() -> None:
+    with pytest.raises(ValueError, match="age: 2 values for a batch of 3 images"):
+        encode_tabular_batch([20, 30], None, 3)
+    with pytest.raises(DermsevError, match=re.escape(f"age 200 is out of range: {RULE}")):
+        encode_tabular_batch([20, 200], "F", 2)

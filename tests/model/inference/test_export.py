@@ -67,6 +67,20 @@ def test_nan_age_works_in_onnx(model_dir: Path) -> None:
     assert np.abs(got[0] - got[1]).max() > 1e-3 and np.abs(got[1] - got[2]).max() > 1e-3
 
 
+@pytest.mark.parametrize("backend", ["torch-fp32", "onnx"])
+def test_forward_takes_one_age_and_sex_per_image(model_dir: Path, backend: str) -> None:
+    """A batch of different patients' photos (the dashboard's queue batches them): each row
+    gets its own age and sex; one value still stands for every image."""
+    p = load_model(model_dir, backend=backend)
+    x = np.random.default_rng(0).random((3, 3, 64, 64), dtype=np.float32)
+    ages, sexes = [20.0, None, 80.0], ["F", "M", None]
+    batched = p.forward_all(x, ages, sexes)
+    alone = np.concatenate([p.forward_all(x[i : i + 1], ages[i], sexes[i]) for i in range(3)])
+    assert np.abs(batched - alone).max() < 1e-4
+    assert np.abs(batched[0] - p.forward_all(x[:1], 80.0, "M")[0]).max() > 1e-3  # the patient matters
+    assert np.array_equal(p.forward_all(x, 40, "F"), p.forward_all(x, [40] * 3, ["F"] * 3))
+
+
 def test_metadata_records_hashes_and_check(model_dir: Path) -> None:
     meta = onnx_session(model_dir).get_modelmeta().custom_metadata_map
     assert len(meta["weights_sha256"]) == 64 and len(meta["config_sha256"]) == 64
