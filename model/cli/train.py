@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # TrainConfig fields that have a flag (the rest are set in a --config file)
 FLAGS = ["epochs", "max_minutes", "image_size", "crop_size", "encoder", "batch_size", "folds", "seed", "lr",
-         "supervision", "mil_pool", "augment", "film", "mixing", "precision", "half_weights", "sync_batchnorm"]
+         "lr_schedule", "supervision", "mil_pool", "augment", "film", "mixing", "precision", "half_weights", "sync_batchnorm"]
 
 
 def add_parser(sub) -> None:
@@ -15,6 +15,8 @@ def add_parser(sub) -> None:
     for flag, typ in [("--epochs", int), ("--max-minutes", float), ("--image-size", int), ("--crop-size", int), ("--encoder", str),
                       ("--batch-size", int), ("--folds", int), ("--seed", int), ("--lr", float)]:
         t.add_argument(flag, type=typ)
+    t.add_argument("--lr-schedule", choices=["cosine", "constant", "wsd"],
+                   help="after the warm-up: cosine to 0, constant, or wsd (constant, then linear to 0 over the last fifth)")
     t.add_argument("--supervision", choices=["auto", "pixel", "image"])
     t.add_argument("--mil-pool", choices=["mean", "max", "lse", "noisy-and"])
     t.add_argument("--augment", choices=["none", "geometric", "full", "photo"])

@@ -56,20 +56,38 @@ def autocast(precision: str, device: torch.device):
     return nullcontext()
 
 
-def schedule_factor(step: int, steps: int, warm: int, clock: float | None = None) -> float:
-    """Learning-rate factor: linear warm-up over `warm` steps, then a cosine to 0 over whichever
-    runs out first, the steps or the time budget (`clock`: share of --max-minutes used, or None),
-    so a run cut by the clock still ends at a low learning rate instead of mid-schedule."""
+LR_SCHEDULES = ("cosine", "constant", "wsd")
+# wsd (warm-up, stable, decay): the share of the run at the end over which the rate falls to 0
+WSD_DECAY = 0.2
+
+
+def shape_factor(done: float, kind: str) -> float:
+    """The learning-rate factor after warm-up, at `done` (0..1, the share of the run done).
+    cosine: a cosine from 1 to 0 over the whole run; constant: 1 throughout; wsd: 1 until the
+    last WSD_DECAY of the run, then a straight line to 0."""
+    done = min(1.0, max(done, 0.0))
+    if kind == "constant":
+        return 1.0
+    if kind == "wsd":
+        return min(1.0, (1.0 - done) / WSD_DECAY)
+    return 0.5 * (1 + math.cos(math.pi * done))
+
+
+def schedule_factor(step: int, steps: int, warm: int, clock: float | None = None, kind: str = "cosine") -> float:
+    """Learning-rate factor: linear warm-up over `warm` steps, then the schedule's shape
+    (shape_factor) over whichever runs out first, the steps or the time budget (`clock`: share
+    of --max-minutes used, or None), so a run cut by the clock still ends where its schedule
+    ends instead of mid-schedule."""
     done = step / steps if clock is None else max(step / steps, clock)
-    return min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
+    return min(1.0, (step + 1) / warm) * shape_factor(done, kind)
 
 
-def clock_factor(clock: float, warm_frac: float) -> float:
+def clock_factor(clock: float, warm_frac: float, kind: str = "cosine") -> float:
     """Learning-rate factor of a run that trains until the clock ends (--max-minutes, no
-    --epochs): linear warm-up over the first `warm_frac` of the time, then a cosine to 0 at
-    the deadline. clock: share of the time budget used (0..1, more once over)."""
+    --epochs): linear warm-up over the first `warm_frac` of the time, then the schedule's
+    shape ending at the deadline. clock: share of the time budget used (0..1, more once over)."""
     warm = min(1.0, clock / warm_frac) if warm_frac > 0 else 1.0
-    return warm * 0.5 * (1 + math.cos(math.pi * min(1.0, max(clock, 0.0))))
+    return warm * shape_factor(clock, kind)
 
 
 def drop_channels(x: torch.Tensor, p: float, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -202,8 +220,8 @@ def fit(
 
     def lr_factor(s: int) -> float:
         if epochs is None:
-            return clock_factor(clock() or 0.0, cfg.warmup_frac)
-        return schedule_factor(s, steps, warm, clock())
+            return clock_factor(clock() or 0.0, cfg.warmup_frac, cfg.lr_schedule)
+        return schedule_factor(s, steps, warm, clock(), cfg.lr_schedule)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     res = FitResult(net=net)
@@ -288,10 +306,12 @@ def fit(
         else:
             bad += 1
         # Early stopping waits until min_progress of the run (epochs or clock) is done: the
-        # tabular branch and the low-learning-rate end of the schedule come late.
+        # tabular branch and the low-learning-rate end of the schedule come late. A run given
+        # time and no epoch count (--max-minutes alone) trains until the time is up: the
+        # schedule ends at the deadline, and the best validation epoch is kept either way.
         done = max((epoch + 1) / epochs if epochs else 0.0, clock() or 0.0)
         out_of_time = over()
-        stop = (bad >= cfg.patience and done >= cfg.min_progress) or out_of_time
+        stop = (epochs is not None and bad >= cfg.patience and done >= cfg.min_progress) or out_of_time
         if ckpt is not None and due and main:
             last_save = time.monotonic()
             _save_checkpoint(ckpt, {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),

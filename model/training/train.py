@@ -30,7 +30,7 @@ from model.nets.modeldir import library_versions, load_network, save_model_dir
 from model.nets.unet import DermSevNet, NetConfig
 from model.training import distributed
 from model.training.distributed import Dist
-from model.training.fit import FitResult, fit
+from model.training.fit import LR_SCHEDULES, FitResult, fit
 
 SUPERVISION = ("auto", "pixel", "image")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -57,6 +57,9 @@ class TrainConfig:
     # "photo" adds what phones do (quarter turns, lower resolution, defocus, exposure, JPEG).
     augment: str = "geometric"
     lr: float = 2e-3
+    # After the warm-up: cosine to 0 (the default so far), constant, or wsd (constant, then a
+    # straight line to 0 over the last fifth of the run).
+    lr_schedule: str = "cosine"
     weight_decay: float = 1e-4
     warmup_frac: float = 0.05
     patience: int = 8
@@ -104,6 +107,7 @@ class TrainConfig:
             (self.supervision in SUPERVISION, f"--supervision must be one of {list(SUPERVISION)}"),
             (self.mil_pool in MIL_METHODS, f"--mil-pool must be one of {list(MIL_METHODS)}"),
             (self.augment in AUGMENT_MODES, f"--augment must be one of {list(AUGMENT_MODES)}"),
+            (self.lr_schedule in LR_SCHEDULES, f"--lr-schedule must be one of {list(LR_SCHEDULES)}"),
             (self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}"),
             (self.mixing in ("auto", "on", "off"), "mixing must be auto, on or off"),
             (self.skin_head in ("auto", "on", "off"), "skin_head must be auto, on or off"),

@@ -207,5 +207,5 @@ def test_photo_mode_degrades_some_samples_and_keeps_masks() -> None:
     # quarter turns put the square in every corner; flips alone, in two
     corners = {tuple(np.argwhere(p[1][0] == 3).mean(0) > 32) for p in photo}
     assert len(corners) == 4 and len({tuple(np.argwhere(g[1][0] == 3).mean(0) > 32) for g in geo}) == 2
-    for out, (a, _), _ in photo:
+    for _, (a, _), _ in photo:
         assert set(np.unique(a)) <= {0, 3, IGNORE}

@@ -64,6 +64,37 @@ def test_early_stopping_waits_for_min_progress(tmp_path: Path, synth_dataset: Pa
     assert summary["best_epoch"] == 1
 
 
+def test_a_clock_run_is_not_stopped_early(tmp_path: Path, synth_dataset: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--max-minutes without --epochs: validation that never improves does not end the run
+    before the deadline (patience 1 would end an epoch-counted run after its second epoch)."""
+    calls = _never_improving(monkeypatch)
+    budget = 0.1
+    cfg = TrainConfig(max_minutes=budget, patience=1, min_progress=0.0, **TINY)
+    summary = train(synth_dataset, tmp_path / "m", cfg, progress=False)
+    assert summary["epochs_run"] == len(calls) >= 3
+    assert summary["minutes"] >= 0.95 * budget
+    assert summary["best_epoch"] == 1
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("cosine", [0.5, 0.9938, 0.5, 0.0955, 0.0245, 0.0]),
+    ("constant", [0.5, 1.0, 1.0, 1.0, 1.0, 1.0]),
+    ("wsd", [0.5, 1.0, 1.0, 1.0, 0.5, 0.0]),
+])
+def test_learning_rate_schedules(kind: str, expected: list[float]) -> None:
+    """Warm-up (the first 0.5 share of it at clock 0.025 of 0.05), then the schedule's shape, ending at the deadline."""
+    got = [clock_factor(c, 0.05, kind) for c in (0.025, 0.05, 0.5, 0.8, 0.9, 1.0)]
+    assert got[0] == pytest.approx(0.5 * fit_module.shape_factor(0.025, kind))
+    assert got[1:] == pytest.approx(expected[1:], abs=1e-3)
+
+
+def test_unknown_schedule_is_refused() -> None:
+    from model.errors import DermsevError
+
+    with pytest.raises(DermsevError, match="--lr-schedule must be one of"):
+        TrainConfig(lr_schedule="step")
+
+
 def test_log_has_one_line_per_epoch_when_not_a_terminal(tmp_path: Path, synth_dataset: Path,
                                                         capsys: pytest.CaptureFixture) -> None:
     train(synth_dataset, tmp_path / "m", TrainConfig(epochs=2, **TINY), progress=True)
