@@ -1,18 +1,20 @@
 """Batching photos of different sessions in the inference queue (issue 20, item 1).
 
-    .venv/bin/python bench/bench_batching.py [--photos 8] [--repeats 5] [--threads N] [--md OUT]
+    .venv/bin/python bench/bench_batching.py [--photos 8] [--repeats 5] [--threads N] [--tta] [--md OUT]
 
 Loads the bundled demo model as the server does (backend auto: DERMSEV_BACKEND, else the
 fastest measured on this machine; --threads sets the model's threads, default all cores as the
 server), then --photos sessions, each on its own thread, submit one synthetic 512 px JPEG
 (bench_load's photo; all share one working shape; each session its own age and sex) at the
-same moment to a real InferenceQueue, TTA off, in four ways:
+same moment to a real InferenceQueue, TTA off (--tta: on, as the page's default; each photo is
+then 3 images), in four ways:
 
     before            the whole photo (decode to summary) as one job in the worker, as the queue
                       ran it before batching
-    one per forward   QueuedPredictor, max_batch 1: decode and summary on the sessions' threads,
-                      only the network in the worker
-    batched by 2, 4   the same with max_batch 2 and 4
+    one per forward   QueuedPredictor, one photo per forward (max_images 1, or 3 with TTA):
+                      decode and summary on the sessions' threads, only the network in the worker
+    batched by 2, 4   the same with up to 2 and 4 photos per forward (max_images 2 and 4, or
+                      6 and 12 with TTA; 12 is the queue's default)
 
 Each row: the median over --repeats rounds (the modes interleaved, after one warm-up round
 each) of the wall time from the common start to the last result; photos per second; forwards
@@ -44,21 +46,24 @@ from bench.bench_load import photo  # noqa: E402
 from dashboard.inference_queue import InferenceQueue, QueuedPredictor, quick_check  # noqa: E402
 from model.hardware import cpu_count  # noqa: E402
 from model.inference import Predictor  # noqa: E402
+from model.inference.tta import VIEWS  # noqa: E402
 from model.nets.modeldir import DEMO_DIR  # noqa: E402
 
-# mode: the queue's max_batch (None: the whole photo as one job, as before batching)
+# mode: photos per forward (None: the whole photo as one job, as before batching); the queue's
+# max_images is that times the images of one photo (3 views with TTA)
 MODES = {"before": None, "one per forward": 1, "batched by 2": 2, "batched by 4": 4}
 
 
-def patient(k: int) -> dict:
-    return {"age": 20.0 + (7 * k) % 60, "sex": "FM"[k % 2]}
+def patient(k: int, tta: bool) -> dict:
+    return {"age": 20.0 + (7 * k) % 60, "sex": "FM"[k % 2], "tta": tta}
 
 
 def one_round(
-    predictor: Predictor, photos: list[bytes], max_batch: int | None, tag: str
+    predictor: Predictor, photos: list[bytes], max_batch: int | None, tag: str, tta: bool
 ) -> tuple[float, list]:
     """Every photo submitted by its own session thread at once: (wall seconds, predictions)."""
-    q = InferenceQueue(max_pending=max(64, len(photos)), max_batch=max_batch or 1)
+    per_photo = VIEWS if tta else 1
+    q = InferenceQueue(max_pending=max(64, len(photos)), max_images=(max_batch or 1) * per_photo)
     start, results = threading.Barrier(len(photos) + 1), [None] * len(photos)
 
     def session(k: int) -> None:
@@ -66,11 +71,11 @@ def one_round(
         start.wait()
         if max_batch is None:  # the queue's old path: the whole predict is the job
             quick_check(name, data)
-            job = lambda: predictor.predict(data, name=name, **patient(k))  # noqa: E731
+            job = lambda: predictor.predict(data, name=name, **patient(k, tta))  # noqa: E731
             results[k] = q.submit(session_id, name, job).result()
         else:
             results[k] = QueuedPredictor(predictor, q, session_id).predict(
-                data, name=name, **patient(k)
+                data, name=name, **patient(k, tta)
             )
 
     threads = [threading.Thread(target=session, args=(k,)) for k in range(len(photos))]
@@ -85,7 +90,7 @@ def one_round(
     return wall, results
 
 
-def run(n_photos: int, repeats: int, threads: int | None) -> dict:
+def run(n_photos: int, repeats: int, threads: int | None, tta: bool = False) -> dict:
     predictor = Predictor(DEMO_DIR, backend="auto", threads=threads)
     forwards, forward_all = [], predictor.forward_all
 
@@ -102,7 +107,7 @@ def run(n_photos: int, repeats: int, threads: int | None) -> dict:
     for r in range(repeats + 1):  # round 0 warms up each mode and checks its maps
         for mode, max_batch in MODES.items():
             forwards.clear()
-            wall, results = one_round(predictor, photos, max_batch, f"{mode}-{r}")
+            wall, results = one_round(predictor, photos, max_batch, f"{mode}-{r}", tta)
             if r == 0:
                 reference = reference or results
                 diffs[mode] = max(
@@ -118,8 +123,8 @@ def run(n_photos: int, repeats: int, threads: int | None) -> dict:
     per_round = {m: statistics.mean(c) for m, c in counts.items()}
     backend = f"{predictor.backend} ({predictor.backend_report.get('rule', '?')})"
     return {"date": dt.date.today().isoformat(), "cpus": cpu_count(), "backend": backend,
-            "threads": threads, "photos": n_photos, "median_s": median, "forwards": per_round,
-            "max_diff": diffs}  # fmt: skip
+            "threads": threads, "photos": n_photos, "tta": tta, "median_s": median,
+            "forwards": per_round, "max_diff": diffs}  # fmt: skip
 
 
 def table(r: dict) -> str:
@@ -145,11 +150,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--threads", type=int, help="the model's threads (default: all cores, as the server)"
     )
+    ap.add_argument(
+        "--tta", action="store_true", help="TTA on (the page's default): 3 images a photo"
+    )
     ap.add_argument("--md", type=Path, help="write the table and how it was measured to this file")
     a = ap.parse_args(argv)
     if a.photos < 1 or a.repeats < 1:
         ap.error("--photos and --repeats must be at least 1")
-    result = run(a.photos, a.repeats, a.threads)
+    result = run(a.photos, a.repeats, a.threads, a.tta)
     text = table(result)
     print(text)
     if a.md:
@@ -158,9 +166,10 @@ def main(argv: list[str] | None = None) -> None:
             f"# Batching photos in the inference queue\n\nMeasured {result['date']} on {result['cpus']} CPU "
             f"cores (load average {load:.1f} at the end), demo model, backend {result['backend']}, model "
             f"threads {result['threads'] or 'all cores'}; {a.photos} sessions submit one 512 px JPEG each "
-            f"at once, TTA off; median of {a.repeats} rounds.\n\n"
+            f"at once, TTA {'on' if a.tta else 'off'}; median of {a.repeats} rounds.\n\n"
             f"    .venv/bin/python bench/bench_batching.py --photos {a.photos} --repeats {a.repeats}"
-            f"{f' --threads {a.threads}' if a.threads else ''} --md {a.md}\n\n{text}\n"
+            f"{f' --threads {a.threads}' if a.threads else ''}{' --tta' if a.tta else ''} --md {a.md}"
+            f"\n\n{text}\n"
         )  # fmt: skip
 
 

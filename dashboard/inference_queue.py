@@ -7,18 +7,26 @@ set once at load, runs the network for one job at a time, in arrival order.
     q = shared_queue()                       # the process-wide queue (started on first use)
     ticket = q.submit(session_id, "a.jpg", lambda: predictor.predict(data, ...))
     ticket = q.submit_forward(session_id, "a.jpg", predictor, prepared.x, age, sex)  # batchable
+    ticket = q.submit_forward(session_id, "a.jpg", predictor, views, age, sex)  # TTA: (3, C, H, W)
     q.ahead(ticket)                           # photos queued before it (0 = running or next)
     ticket.result(timeout=...)                # the value, or the exception the job raised
     q.cancel_session(session_id)              # a closed tab: drop its queued photos
 
 Batching (issue 20, item 1): forwards queued one behind the other on the same predictor with
-the same working shape (Prepared.x.shape) run as one batched `forward_all`, up to `max_batch`
-(default 4) photos, each with its own age and sex; each ticket gets its own row. The worker
-never waits for a batch to fill: it takes what is waiting when it is free, so a lone photo is
-not delayed, and batches form exactly when sessions are queueing behind each other. Only a run
-of consecutive forwards is batched (a photo never overtakes an earlier one), so start order
-stays FIFO. If a batched forward raises, its photos are run again one at a time, so one bad
-photo fails only its own ticket. `submit` jobs (TTA, predictors without the split) run alone.
+the same working shape (Prepared.x.shape) run as one batched `forward_all`, each image with its
+own photo's age and sex; each ticket gets its own rows. A forward is one photo's images: its
+working tensor, or with TTA its three views (`Predictor.tta_views`: as taken, flipped
+left-right, upside down), so photos with and without TTA share a batch.
+
+The limit, `max_images` (default 12), counts images, not photos: what one forward costs in
+time and memory is its images. The default holds 4 photos with TTA (the page's default) or
+12 without, or a mix; a photo's views are never split, and a photo larger than the limit
+(max_images 1 and TTA) runs alone. The worker never waits for a batch to fill: it takes what
+is waiting when it is free, so a lone photo is not delayed, and batches form exactly when
+sessions are queueing behind each other. Only a run of consecutive forwards is batched (a
+photo never overtakes an earlier one), so start order stays FIFO. If a batched forward raises,
+its photos are run again one at a time, so one bad photo fails only its own ticket. `submit`
+jobs (predictors without the split, unknown keywords) run alone.
 
 Where the work runs: `QueuedPredictor` decodes, checks and pads a photo (`prepare`) on the
 requesting session's thread, queues only the network forward, and summarises the result
@@ -29,15 +37,14 @@ worker's forward (single-threaded decode, against the model's pool); bench/bench
 measures the result against the whole photo run in the worker ("before").
 
 A job that raises fails only its own ticket; the worker keeps serving. At most `max_pending`
-photos wait (each holds its upload's bytes or its working tensor), so memory stays bounded;
-beyond that a submit raises `QueueFull` with a message for the page. No streamlit here: tested
-without a browser.
+photos wait (each holds its upload's bytes or its working tensor, three with TTA), so memory
+stays bounded; beyond that a submit raises `QueueFull` with a message for the page. No
+streamlit here: tested without a browser.
 """
 
 from __future__ import annotations
 
 import collections
-import io
 import itertools
 import logging
 import threading
@@ -48,13 +55,13 @@ from typing import Any
 import numpy as np
 
 from model.errors import DermsevError
-from model.inference import check_age, check_sex, is_dicom
+from model.inference import check_age, check_header, check_sex
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 64
-MAX_BATCH = 4
+MAX_IMAGES = 12  # one forward's images: 4 photos with TTA (3 views each), or 12 without
 # QueuedPredictor queues only the forward for predictors with these stages (prepare ->
-# forward_all -> from_output) called with these `predict` keywords
+# forward_all -> from_output; with TTA also tta_views) called with these `predict` keywords
 _SPLIT = ("prepare", "forward_all", "from_output")
 _PREDICT_ARGS = {"age", "sex", "tta", "name", "white_balance", "neutral_box"}
 
@@ -69,17 +76,28 @@ class Cancelled(DermsevError):
 
 @dataclass(frozen=True, eq=False)
 class Forward:
-    """One photo's network forward: x (C, H, W) float32 working tensor (`Prepared.x`), its
-    patient's age and sex (None = unknown), and the predictor whose `forward_all` runs it."""
+    """One photo's network forward: x, its (C, H, W) float32 working tensor (`Prepared.x`) or
+    (n, C, H, W) n images of it (TTA views); its patient's age and sex (None = unknown), the
+    same for all its images; and the predictor whose `forward_all` runs it."""
 
     predictor: Any
     x: np.ndarray
     age: float | None = None
     sex: str | None = None
 
+    @property
+    def images(self) -> np.ndarray:
+        """(n, C, H, W): what it adds to a batch (n = 1 for a working tensor)."""
+        return self.x[None] if self.x.ndim == 3 else self.x
+
+    def rows(self, out: np.ndarray) -> np.ndarray:
+        """Its rows of forward_all, (n, K, H, W) -> its ticket's value: (K, H, W) for a working
+        tensor, (n, K, H, W) for n images."""
+        return out[0] if self.x.ndim == 3 else out
+
     def joins(self, other: Forward) -> bool:
         """Whether the two can share one batched forward: same model, same working shape."""
-        same_input = self.x.shape == other.x.shape and self.x.dtype == other.x.dtype
+        same_input = self.x.shape[-3:] == other.x.shape[-3:] and self.x.dtype == other.x.dtype
         return self.predictor is other.predictor and same_input
 
 
@@ -113,15 +131,15 @@ class Ticket:
 class InferenceQueue:
     """A FIFO of scoring jobs served by one daemon worker thread (see the module docstring).
 
-    max_pending: photos that may wait (beyond: QueueFull); max_batch: photos one batched
-    forward may hold (1: every photo on its own)."""
+    max_pending: photos that may wait (beyond: QueueFull); max_images: images one batched
+    forward may hold, a TTA photo counting its 3 views (1: every photo on its own)."""
 
-    def __init__(self, max_pending: int = MAX_PENDING, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, max_pending: int = MAX_PENDING, max_images: int = MAX_IMAGES) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        self.max_pending, self.max_batch = max_pending, max_batch
+        if max_images < 1:
+            raise ValueError(f"max_images must be at least 1, got {max_images}")
+        self.max_pending, self.max_images = max_pending, max_images
         self._jobs: collections.deque[Ticket] = collections.deque()
         self._running: list[Ticket] = []
         self._cond = threading.Condition()
@@ -137,9 +155,11 @@ class InferenceQueue:
 
     def submit_forward(self, session: str, name: str, predictor: Any, x: np.ndarray,
                        age: float | None = None, sex: str | None = None) -> Ticket:  # fmt: skip
-        """Queue one photo's network forward: x (C, H, W) float32 (`Prepared.x`), age, sex (checked;
-        None = unknown). The ticket's value is its row of `predictor.forward_all`, (S [+ 1], H, W)
-        float32; it may share a batch with the forwards queued right before or after it."""
+        """Queue one photo's network forward: x (C, H, W) float32 (`Prepared.x`) or (n, C, H, W)
+        n images of one photo (`Predictor.tta_views`), age, sex (checked; None = unknown). The
+        ticket's value is its rows of `predictor.forward_all`: (S [+ 1], H, W) float32, or
+        (n, S [+ 1], H, W) for n images; it may share a batch with the forwards queued right
+        before or after it."""
         return self._put(session, name, forward=Forward(predictor, x, age, sex))
 
     def _put(self, session: str, name: str, **job: Any) -> Ticket:
@@ -193,8 +213,13 @@ class InferenceQueue:
         Called with the lock held."""
         batch = [self._jobs.popleft()]
         head = batch[0].forward
-        while (head is not None and self._jobs and len(batch) < self.max_batch
-               and self._jobs[0].forward is not None and head.joins(self._jobs[0].forward)):  # fmt: skip
+        if head is None:
+            return batch
+        images = len(head.images)
+        while self._jobs and (nxt := self._jobs[0].forward) is not None and head.joins(nxt):
+            images += len(nxt.images)
+            if images > self.max_images:
+                break
             batch.append(self._jobs.popleft())
         return batch
 
@@ -226,25 +251,29 @@ class InferenceQueue:
             ticket._finish(error=exc)
 
     def _forward(self, batch: list[Ticket]) -> None:
-        """One forward_all over the batch's photos, each ticket getting its own row."""
+        """One forward_all over the batch's images, each ticket getting its own rows."""
         jobs = [t.forward for t in batch]
         if len(batch) == 1:
             f = jobs[0]
-            self._settle(batch[0], lambda: f.predictor.forward_all(f.x[None], f.age, f.sex)[0])
+            self._settle(batch[0], lambda: f.rows(f.predictor.forward_all(f.images, f.age, f.sex)))
             return
-        try:
-            out = jobs[0].predictor.forward_all(np.stack([f.x for f in jobs]), [f.age for f in jobs],
-                                                [f.sex for f in jobs])  # fmt: skip
-            if len(out) != len(batch):
-                raise RuntimeError(f"forward_all gave {len(out)} rows for {len(batch)} photos")
+        x = np.concatenate([f.images for f in jobs])
+        try:  # each image with its photo's patient
+            out = jobs[0].predictor.forward_all(x, [f.age for f in jobs for _ in f.images],
+                                                [f.sex for f in jobs for _ in f.images])  # fmt: skip
+            if len(out) != len(x):
+                raise RuntimeError(f"forward_all gave {len(out)} rows for {len(x)} images")
         except BaseException:  # noqa: BLE001 - then each photo alone: only a bad one fails
             log.warning("a batched forward of %d photos failed; running them one at a time", len(batch),
                         exc_info=True)  # fmt: skip
             for t in batch:
                 self._forward([t])
             return
-        for t, row in zip(batch, out, strict=True):
-            t._finish(value=row)
+        start = 0
+        for t, f in zip(batch, jobs, strict=True):
+            n = len(f.images)
+            t._finish(value=f.rows(out[start : start + n]))
+            start += n
 
 
 _SHARED: InferenceQueue | None = None
@@ -260,32 +289,21 @@ def shared_queue() -> InferenceQueue:
         return _SHARED
 
 
-_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
-
-
 def quick_check(name: str, data: bytes) -> None:
-    """Refuse an empty or non-image upload at once, before it waits in the queue (a header
-    read only; TIFFs, which Pillow may not open, and DICOM files are left to the model's reader)."""
-    if not data:
-        raise DermsevError(f"{name}: file is empty")
-    if data[:4] in _TIFF_MAGIC or is_dicom(data):
-        return
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)):
-            pass
-    except (UnidentifiedImageError, OSError):
-        raise DermsevError(f"{name}: not an image (or a format that cannot be read)") from None
+    """Refuse an empty, non-image or decompression-bomb upload at once, before it waits in the
+    queue, with the model's reader's message (`check_header`: a header read only; TIFF and
+    DICOM files are left to the model's reader)."""
+    check_header(data, name)
 
 
 class QueuedPredictor:
     """A predictor whose `predict` goes through the shared queue; everything else passes through.
 
-    A predictor with `prepare`, `forward_all` and `from_output` (model.inference.Predictor) has
-    its photos prepared and summarised on the calling thread and only the forward queued, where
-    it may be batched with other sessions' photos (module docstring); with TTA, or a predictor
-    without those, the whole `predict` is one job, as before.
+    A predictor with `prepare`, `forward_all` and `from_output` (model.inference.Predictor), and
+    `tta_views` for TTA, has its photos prepared and summarised on the calling thread and only
+    the forward (with TTA, of the photo's views) queued, where it may be batched with other
+    sessions' photos (module docstring); a predictor without those, or a `predict` keyword not
+    known here, makes the whole `predict` one job, as before.
 
     on_wait(ahead) is called while the photo waits (ahead: photos to be scored before it), so the
     page can say "2 photos ahead of yours". If on_wait or the wait raises (streamlit stops a
@@ -304,14 +322,15 @@ class QueuedPredictor:
         name = str(kwargs.get("name") or "photo")
         if isinstance(image, (bytes, bytearray)):
             quick_check(name, bytes(image))
-        p, q = self._predictor, self._queue
-        split = all(hasattr(p, m) for m in _SPLIT) and set(kwargs) <= _PREDICT_ARGS
-        if kwargs.get("tta") or not split:
+        p, q, tta = self._predictor, self._queue, bool(kwargs.get("tta"))
+        stages = (*_SPLIT, "tta_views") if tta else _SPLIT
+        if not all(hasattr(p, m) for m in stages) or not set(kwargs) <= _PREDICT_ARGS:
             return self._wait(q.submit(self._session, name, lambda: p.predict(image, **kwargs)))
         age, sex = check_age(kwargs.get("age")), check_sex(kwargs.get("sex"))  # before decoding
         wb, box = kwargs.get("white_balance"), kwargs.get("neutral_box")
         prepared = p.prepare(image, kwargs.get("name"), wb, box)
-        out = self._wait(q.submit_forward(self._session, name, p, prepared.x, age, sex))
+        x = p.tta_views(prepared.x) if tta else prepared.x
+        out = self._wait(q.submit_forward(self._session, name, p, x, age, sex))
         return p.from_output(prepared, out)
 
     def _wait(self, ticket: Ticket) -> Any:

@@ -167,7 +167,7 @@ def decode(
         raise DermsevError(f"{label}: file is empty")
     if data[:4] in TIFF_MAGIC:
         return _read_tiff(data, label)
-    if dicom.is_dicom(data) or label.lower().endswith(".dcm"):
+    if _is_dicom(data, label):
         return dicom.read_dicom(data, label, max_pixels=MAX_PIXELS)
     with _pil_errors(label):
         img = Image.open(io.BytesIO(data))
@@ -175,6 +175,24 @@ def decode(
             img.draft("RGB", draft_size)
         img.load()
     return img
+
+
+def _is_dicom(data: bytes, label: str) -> bool:
+    """`decode` reads these bytes as DICOM (model/data/dicom.py): by their preamble or the name."""
+    return dicom.is_dicom(data) or label.lower().endswith(".dcm")
+
+
+def check_header(data: bytes, name: str) -> None:
+    """Refuse, from its header alone, a file that `decode` would refuse there, with `decode`'s
+    message: empty, not an image, or declaring more than MAX_PIXELS (a decompression bomb).
+    No pixels are decoded, so a server can refuse an upload before it waits for the model.
+    TIFF and DICOM files pass: their readers check their declared size before decoding."""
+    if not data:
+        raise DermsevError(f"{name}: file is empty")
+    if data[:4] in TIFF_MAGIC or _is_dicom(data, name):
+        return
+    with _pil_errors(name), Image.open(io.BytesIO(data)):
+        pass
 
 
 def to_array(decoded: Image.Image | np.ndarray, name: str = "image") -> np.ndarray:

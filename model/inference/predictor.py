@@ -45,6 +45,7 @@ from model.errors import DermsevError
 from model.hardware import native_bf16
 from model.inference import backends
 from model.inference.onnx import config_sha256, file_sha256, onnx_session
+from model.inference.tta import unflip, views
 from model.nets.modeldir import DEMO_DIR, load_network
 from model.scoring.summary import affected_fraction, easi_scores, label_for
 
@@ -445,24 +446,26 @@ class Predictor:
 
     def predict_prepared(self, prepared: Prepared, age: float | None = None, sex: str | None = None,
                          tta: bool = False) -> Prediction:
-        """Score the output of `prepare` (lets callers decode in parallel threads)."""
+        """Score the output of `prepare` (lets callers decode in parallel threads).
+
+        tta: score the photo's `tta_views` (as taken, flipped left-right, upside down) in one
+        batch; the map is their mean, `uncertainty` the range of their scores."""
         self._check_patient(age, sex)
-        batch = prepared.x[None]
-        if tta:  # original, horizontal flip, vertical flip: the spread shows how stable a score is
-            batch = np.concatenate([batch, batch[:, :, :, ::-1], batch[:, :, ::-1, :]])
-        out = self.forward_all(np.ascontiguousarray(batch), age, sex)
-        if not tta:
-            return self.from_output(prepared, out[0])
-        out = np.stack([out[0], out[1][:, :, ::-1], out[2][:, ::-1, :]])
-        work, skin = self.split_skin(self.unpad(out, prepared.hw))
-        return self.summarise(prepared.image, work.mean(0), work, full_size=prepared.full_size,
-                              check=prepared.check, skin_prob=None if skin is None else skin.mean(0))
+        out = self.forward_all(self.tta_views(prepared.x) if tta else prepared.x[None], age, sex)
+        return self.from_output(prepared, out if tta else out[0])
+
+    tta_views = staticmethod(views)  # (C, h32, w32) -> (3, C, h32, w32), model/inference/tta.py
 
     def from_output(self, prepared: Prepared, out: np.ndarray) -> Prediction:
-        """One photo's row of `forward_all` (S [+ 1], h32, w32), without TTA, -> its Prediction
-        (unpad, skin channel, summary): the end of `predict`, for callers that batch forwards."""
-        work, skin = self.split_skin(self.unpad(out, prepared.hw))
-        return self.summarise(prepared.image, work, full_size=prepared.full_size, check=prepared.check,
+        """The end of `predict` (unpad, skin channel, summary), for callers that batch forwards:
+        out is one photo's row of `forward_all`, (S [+ 1], h32, w32), or with TTA the rows of its
+        `tta_views`, (3, S [+ 1], h32, w32), which are flipped back and averaged."""
+        tta = out.ndim == 4
+        work, skin = self.split_skin(self.unpad(unflip(out) if tta else out, prepared.hw))
+        each = work if tta else None  # (3, S, h, w): the spread of the views' scores
+        if tta:
+            work, skin = work.mean(0), None if skin is None else skin.mean(0)
+        return self.summarise(prepared.image, work, each, full_size=prepared.full_size, check=prepared.check,
                               skin_prob=skin)
 
     def split_skin(self, out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

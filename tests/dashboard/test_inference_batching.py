@@ -1,5 +1,5 @@
 """Batching in the inference queue: photos of different sessions that share a working shape run
-as one forward, each session getting its own maps (issue 20, item 1)."""
+as one forward, with or without TTA, each session getting its own maps (issue 20, item 1)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ DEMO = Path(__file__).resolve().parents[2] / "model" / "assets" / "demo" / "conf
 class FakeNet:
     """A predictor with the real one's stages. Its "network" returns each photo's working
     tensor plus its patient's age, so a mix-up between sessions shows; it records the batch
-    size of every forward, and chokes on a photo full of NaN (one bad photo)."""
+    size (images) of every forward, and chokes on a photo full of NaN (one bad photo)."""
 
     signs = ["erythema"]
 
@@ -42,8 +42,17 @@ class FakeNet:
     def from_output(self, prepared, out):
         return prepared.name, out
 
-    def predict(self, image, **kwargs):  # the whole photo as one job (TTA)
+    def predict(self, image, **kwargs):  # the whole photo as one job
         return "whole", kwargs
+
+
+class TtaNet(FakeNet):
+    """FakeNet with TTA: its views are the photo plus 0, 100 and 200, so a view landing in the
+    wrong row shows."""
+
+    @staticmethod
+    def tta_views(x):
+        return np.stack([x, x + 100, x + 200])
 
 
 def photo(h: int = 4, w: int = 4, value: float = 0.0) -> np.ndarray:
@@ -53,7 +62,7 @@ def photo(h: int = 4, w: int = 4, value: float = 0.0) -> np.ndarray:
 
 @pytest.fixture
 def q():
-    queue = InferenceQueue(max_pending=16, max_batch=4)
+    queue = InferenceQueue(max_pending=16, max_images=4)
     yield queue
     queue.close()
 
@@ -87,7 +96,7 @@ def test_concurrent_sessions_share_forwards_and_get_their_own_results(q):
         wait_pending(q, n)
         release.set()
         results = [f.result(10) for f in futures]
-    assert net.batches == [4, 2]  # 6 photos in 2 forwards (max_batch 4)
+    assert net.batches == [4, 2]  # 6 photos in 2 forwards (max_images 4)
     for k, (name, out) in enumerate(results):
         assert name == f"{k}.jpg" and out.shape == (3, 4, 4)
         np.testing.assert_array_equal(out, k + 10.0 * k)  # its own photo and its own age
@@ -153,35 +162,95 @@ def test_photos_behind_a_running_batch_count_all_of_it(q):
     assert behind.result(10).shape == (3, 8, 8) and net.batches == [3, 1]
 
 
-def test_tta_and_unknown_keywords_run_the_whole_predict_alone(q):
-    net = FakeNet()
-    queued = QueuedPredictor(net, q, "s", poll=0.01)
-    assert queued.predict(photo(), name="t.jpg", tta=True) == (
-        "whole",
-        {"name": "t.jpg", "tta": True},
-    )
-    assert queued.predict(photo(), region="arm")[0] == "whole"
-    assert net.batches == []
-    assert queued.predict(photo(value=1), name="b.jpg", age=2)[1].max() == 3.0
-    assert net.batches == [1]
-
-
-def test_max_batch_one_runs_every_photo_alone():
-    q = InferenceQueue(max_batch=1)
+def test_tta_and_plain_photos_share_a_forward_and_get_their_own_results():
+    """Sessions with TTA on and off, the same working shape: one forward of all their images
+    (3 views a TTA photo), each session getting its own rows back."""
+    q = InferenceQueue()  # the default limit: 12 images
     try:
-        net = FakeNet()
+        net, tta = TtaNet(), [True, False, True, False, True]  # 3 + 1 + 3 + 1 + 3 = 11 images
         release = hold(q)
-        tickets = [q.submit_forward(f"s{k}", "p.jpg", net, photo()) for k in range(3)]
+
+        def session(k: int):
+            queued = QueuedPredictor(net, q, f"s{k}", poll=0.01)
+            return queued.predict(photo(value=k), name=f"{k}.jpg", age=10.0 * k, tta=tta[k])
+
+        with ThreadPoolExecutor(len(tta)) as pool:
+            futures = [pool.submit(session, k) for k in range(len(tta))]
+            wait_pending(q, len(tta))
+            release.set()
+            results = [f.result(10) for f in futures]
+    finally:
+        q.close()
+    assert net.batches == [11]
+    for k, (name, out) in enumerate(results):
+        assert name == f"{k}.jpg"
+        if tta[k]:  # its three views, in order, each with its own age
+            assert out.shape == (3, 3, 4, 4)
+            assert [float(v.max()) for v in out] == [11.0 * k + d for d in (0, 100, 200)]
+        else:
+            assert out.shape == (3, 4, 4)
+            np.testing.assert_array_equal(out, 11.0 * k)
+
+
+def test_the_limit_counts_images_and_never_splits_a_photo(q):
+    """max_images 4: a TTA photo is 3 images, a plain one 1; a batch stops before the limit."""
+    net = TtaNet()
+    release = hold(q)
+    views = [True, True, False, False, False, True]
+    tickets = [q.submit_forward(f"s{k}", f"{k}.jpg", net, net.tta_views(photo(value=k)) if v else photo(value=k),
+                                age=k) for k, v in enumerate(views)]  # fmt: skip
+    release.set()
+    outs = [t.result(10) for t in tickets]
+    assert net.batches == [3, 4, 2, 3]  # TTA | TTA + plain | plain + plain | TTA
+    assert [o.shape for o in outs] == [(3, 3, 4, 4) if v else (3, 4, 4) for v in views]
+    assert [float(o.min()) for o in outs] == [2.0 * k for k in range(len(views))]
+
+
+def test_a_failing_tta_photo_does_not_fail_the_others_in_its_batch():
+    q = InferenceQueue()
+    try:
+        net = TtaNet()
+        release = hold(q)
+        good = q.submit_forward("s1", "a.jpg", net, net.tta_views(photo(value=1)), age=5)
+        bad = q.submit_forward("s2", "bad.jpg", net, net.tta_views(photo(value=np.nan)))
+        plain = q.submit_forward("s3", "c.jpg", net, photo(value=2), age=7)
+        release.set()
+        assert [float(v.max()) for v in good.result(10)] == [6.0, 106.0, 206.0]
+        np.testing.assert_array_equal(plain.result(10), 9.0)
+        with pytest.raises(RuntimeError, match="choked"):
+            bad.result(10)
+        assert net.batches == [7, 3, 3, 1]  # the batch failed, then each photo alone
+    finally:
+        q.close()
+
+
+def test_unknown_keywords_and_tta_without_views_run_the_whole_predict_alone(q):
+    net, bare = TtaNet(), FakeNet()
+    assert QueuedPredictor(net, q, "s", poll=0.01).predict(photo(), region="arm")[0] == "whole"
+    queued = QueuedPredictor(bare, q, "s", poll=0.01)
+    assert queued.predict(photo(), name="t.jpg", tta=True) == ("whole", {"name": "t.jpg", "tta": True})
+    assert net.batches == [] and bare.batches == []
+    assert queued.predict(photo(value=1), name="b.jpg", age=2)[1].max() == 3.0
+    assert bare.batches == [1]
+
+
+def test_max_images_one_runs_every_photo_alone():
+    q = InferenceQueue(max_images=1)
+    try:
+        net = TtaNet()
+        release = hold(q)
+        xs = [photo(), net.tta_views(photo()), photo()]
+        tickets = [q.submit_forward(f"s{k}", "p.jpg", net, x) for k, x in enumerate(xs)]
         release.set()
         [t.result(10) for t in tickets]
-        assert net.batches == [1, 1, 1]
+        assert net.batches == [1, 3, 1]  # a TTA photo's views stay together, over the limit
     finally:
         q.close()
 
 
 def test_ill_args():
-    with pytest.raises(ValueError, match="max_batch must be at least 1"):
-        InferenceQueue(max_batch=0)
+    with pytest.raises(ValueError, match="max_images must be at least 1"):
+        InferenceQueue(max_images=0)
 
 
 @pytest.fixture(scope="module")
@@ -193,14 +262,16 @@ def demo():
     return load_model(backend="torch-fp32")
 
 
-def test_demo_model_batched_forward_equals_single_forwards(demo, q):
-    """Two sessions' photos of different patients, batched through the queue, get the maps
-    each would get alone."""
+@pytest.mark.parametrize(("tta", "images"), [((False, False), 2), ((True, True), 6), ((True, False), 4)])
+def test_demo_model_batched_forward_equals_single_forwards(demo, tta, images):
+    """Two sessions' photos of different patients, with TTA on or off, batched through the
+    queue, get the maps and uncertainty each would get from `predict` alone."""
+    q = InferenceQueue()
     rng = np.random.default_rng(0)
     photos = [np.clip(rng.normal((200, 150, 130), 25, (96, 128, 3)), 0, 255).astype(np.uint8)
               for _ in range(2)]  # fmt: skip
     patients = [(20.0, "F"), (75.0, "M")]
-    alone = [demo.predict(p, age=a, sex=s) for p, (a, s) in zip(photos, patients, strict=True)]
+    alone = [demo.predict(p, age=a, sex=s, tta=t) for p, (a, s), t in zip(photos, patients, tta, strict=True)]
     other_age = demo.predict(photos[0], age=75.0, sex="M")
     assert np.abs(other_age.work_maps - alone[0].work_maps).max() > 1e-3  # the patient matters
 
@@ -212,14 +283,20 @@ def test_demo_model_batched_forward_equals_single_forwards(demo, q):
     try:
         release = hold(q)
         with ThreadPoolExecutor(2) as pool:
-            futures = [pool.submit(QueuedPredictor(demo, q, f"s{k}", poll=0.01).predict, p, age=a, sex=s)
-                       for k, (p, (a, s)) in enumerate(zip(photos, patients, strict=True))]  # fmt: skip
+            futures = [pool.submit(QueuedPredictor(demo, q, f"s{k}", poll=0.01).predict, p, age=a, sex=s, tta=t)
+                       for k, (p, (a, s), t) in enumerate(zip(photos, patients, tta, strict=True))]  # fmt: skip
             wait_pending(q, 2)
             release.set()
             batched = [f.result(60) for f in futures]
     finally:
         del demo.forward_all
-    assert batches == [2]
-    for b, a in zip(batched, alone, strict=True):
-        assert np.abs(b.work_maps - a.work_maps).max() < 1e-4
-        assert b.scores == pytest.approx(a.scores, abs=1e-4)
+        q.close()
+    assert batches == [images]
+    for b, a, t in zip(batched, alone, tta, strict=True):
+        assert np.abs(b.work_maps - a.work_maps).max() < 1e-5
+        assert b.scores == pytest.approx(a.scores, abs=1e-5)
+        assert (b.uncertainty is None) == (not t)
+        if t:
+            assert b.uncertainty.keys() == a.uncertainty.keys()
+            for sign, (lo, hi) in a.uncertainty.items():
+                assert b.uncertainty[sign] == pytest.approx((lo, hi), abs=1e-5)

@@ -201,3 +201,22 @@ def test_a_closed_session_drops_its_queued_photos(q):
     with pytest.raises(Cancelled, match="cancelled"):
         mine.result(5)
     assert q.pending() == 0 and model.calls == []
+
+
+@pytest.mark.parametrize("side", [12_000, 40_000])  # Pillow warns past 100 MP, refuses past 200 MP
+def test_a_decompression_bomb_gets_the_readers_message_at_once(q, side):
+    """A PNG declaring 144 MP or 1.6 GP is refused before it queues, in the words the model's
+    reader uses when it is scored directly (not "could not be scored (DecompressionBombError)")."""
+    from dashboard.scoring import score_files
+    from model.data.io import read_image
+    from tests.model.data.test_io import png_claiming
+
+    bomb = png_claiming(side, side)
+    with pytest.raises(DermsevError) as direct:
+        read_image(bomb, "bomb.png")
+    assert "too many pixels (possible decompression bomb; limit 100 MP)" in str(direct.value)
+    model = _Slow()
+    batch = score_files(QueuedPredictor(model, q, "me", poll=0.01), [("bomb.png", bomb)], age=None,
+                        sex=None, region="trunk")  # fmt: skip
+    assert batch.errors == [str(direct.value)] and not batch.photos
+    assert model.calls == [] and q.pending() == 0  # refused before it queued

@@ -120,6 +120,32 @@ def test_broken_bytes_raise_with_the_given_name(tmp_path: Path, name: str, make,
     assert f"upload {name}" in str(err.value)
 
 
+@pytest.mark.parametrize("name, make, expected", BROKEN, ids=[b[0] for b in BROKEN])
+def test_check_header_refuses_what_decode_refuses_at_its_header_in_its_words(
+    tmp_path: Path, name: str, make, expected: str
+) -> None:
+    """check_header (a server's refusal before queueing) says what decode would say, or lets the
+    file through to decode: empty, non-image and bomb PNGs are refused from the header alone."""
+    path = tmp_path / name
+    make(path)
+    data = path.read_bytes()
+    with pytest.raises(DermsevError) as decoded:
+        read_image(data, name)
+    try:
+        mio.check_header(data, name)
+    except DermsevError as exc:
+        assert str(exc) == str(decoded.value)
+    else:
+        assert name not in ("empty.png", "notes.jpg", "bomb.png")
+
+
+def test_check_header_refuses_a_png_of_over_100_mp(tmp_path: Path) -> None:
+    data = png_claiming(12_000, 12_000)  # 144 MP: Pillow only warns below 200 MP
+    with pytest.raises(DermsevError, match="big.png: refused, too many pixels"):
+        mio.check_header(data, "big.png")
+    mio.check_header(png_claiming(64, 64), "small.png")
+
+
 def test_tiff_bomb_is_refused_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "bomb.tif"
     tiff_claiming(path, 30_000, 30_000)
