@@ -20,7 +20,8 @@ Changes without a TrainConfig field:
   loss=bounded      no pixel loss for a prediction beyond the scale where the truth is at that end
                     (below 0 for a 0, above max_score for a max_score): the default since ee2af42
   loss=plain        plain MAE at the ends too (the default before ee2af42)
-  tabdrop=P         the tabular branch drops age and sex with chance P in training (default 0.2)
+  tabdrop=P         the tabular branch drops age and sex with chance P in training (the same as
+                    the TrainConfig field tabular_dropout=P)
 Variants combine with '+': "film=none+augment=none". The variant "baseline" is bench_baseline's
 bare U-Net trained for the same number of epochs.
 """
@@ -126,16 +127,6 @@ class Patched:
                 return losses.masked_mae(pred, target, weights, max_score=max_score if bounded else None)
 
             self._set(fit_mod, "masked_mae", masked_mae)
-        if "tabdrop" in loop:
-            from model.nets import tabular
-
-            orig_init = tabular.TabularFiLM.__init__
-            p = float(loop["tabdrop"])
-
-            def init(mod, channels, hidden=32, drop_prob=0.2):
-                orig_init(mod, channels, hidden, p)
-
-            self._set(tabular.TabularFiLM, "__init__", init)
         if loop.get("select") == "final":
             # fit keeps a deep copy of the best state and loads it at the end: copy the live
             # state dict's tensors by reference instead, so the "best" is always the latest
@@ -150,6 +141,8 @@ class Patched:
 
 def run(root: Path, out: Path, variant: str, epochs: int, seed: int, size: int, moved: bool) -> dict:
     overrides, loop = parse_variant(variant)
+    if "tabdrop" in loop:
+        overrides["tabular_dropout"] = float(loop.pop("tabdrop"))
     cfg = train_mod.TrainConfig(epochs=epochs, image_size=size, seed=seed, min_progress=1.0, **overrides)
     t0 = time.monotonic()
     with Patched(loop):

@@ -1,4 +1,4 @@
-"""The training loop: AdamW, warm-up + cosine, bf16 autocast + channels_last, early stopping.
+"""The training loop: AdamW, warm-up + wsd/cosine/constant, bf16 autocast + channels_last, early stopping.
 
 Loss = masked pixel MAE (where masks exist) + image MAE on MIL-pooled maps (where only
 image-level scores exist, or everywhere with --supervision image).
@@ -33,6 +33,7 @@ from model.scoring.metrics import SignAccumulator, SkinDice, mean_over_signs
 from model.training import distributed
 from model.training.distributed import Dist
 from model.training.losses import image_mae, masked_mae, skin_bce
+from model.training.unknown import calibrate_unknown
 
 DEFAULT_EPOCHS = 30  # when neither --epochs nor --max-minutes is given
 
@@ -193,6 +194,8 @@ def fit(
     progress = progress and main
     device = dist.device if dist is not None else hardware.device()
     net.to(device).to(memory_format=torch.channels_last)
+    if net.tabular is not None:  # a training setting, not part of the saved network
+        net.tabular.drop_prob = cfg.tabular_dropout
     gen = torch.Generator().manual_seed(cfg.seed)
     ds = SeverityDataset(cache, train_idx, augment.train_transform(cache.size, cfg.augment, seed=cfg.seed, crop=cfg.crop_size))
     if dist is not None:
@@ -321,12 +324,34 @@ def fit(
             break
     if best_state is not None:
         net.load_state_dict(best_state)
+    if cfg.calibrate_unknown and net.tabular is not None:
+        _calibrate_unknown(net, loader, cfg, sign_weights, precision, device, dist, progress)
     net.eval()
     if heldout:
         res.heldout_metrics = evaluate_indices(net, cache, heldout, precision, dist=dist)["mean"]
     if checkpoint is not None and main:
         shutil.rmtree(checkpoint, ignore_errors=True)
     return res
+
+
+def _calibrate_unknown(net: DermSevNet, loader: DataLoader, cfg, sign_weights: torch.Tensor | None, precision: str,
+                       device: torch.device, dist: Dist | None, progress: bool) -> None:
+    """Fit the tabular branch's "unknown" embeddings on the training set (model.training.unknown):
+    one pass, 20 to 200 steps. Every rank fits on its shard; rank 0's result is kept by all."""
+    steps = min(200, max(20, len(loader)))
+    losses = calibrate_unknown(
+        net, loader, lambda n, b: compute_loss(n, b, cfg.supervision, cfg.image_loss_weight, cfg.mixing_sparsity,
+                                               cfg.region_loss_weight, sign_weights, cfg.skin_loss_weight),
+        steps, lambda: autocast(precision, device), seed=cfg.seed)
+    tab = net.tabular
+    fitted = distributed.share({"age": tab.age_unknown.detach().cpu(), "sex": tab.sex_embed.weight.detach()[0].cpu()}, dist)
+    with torch.no_grad():
+        tab.age_unknown.copy_(fitted["age"])
+        tab.sex_embed.weight[0] = fitted["sex"]
+    if progress and losses:
+        k = max(1, len(losses) // 5)
+        tqdm.write(f"unknown age/sex fitted over {steps} steps: loss with them hidden "
+                   f"{np.mean(losses[:k]):.4f} -> {np.mean(losses[-k:]):.4f}")
 
 
 def _backward_step(loss: torch.Tensor, net: DermSevNet, opt: torch.optim.Optimizer,

@@ -57,17 +57,19 @@ def age_sex_model(tmp_path_factory) -> tuple[Path, Path]:
 def test_age_and_sex_change_the_prediction(age_sex_model) -> None:
     """The image alone is ambiguous (the lesion's red is shifted by age >= 50 and by sex M):
     with the true age and sex the lesion's severity is scored well; with age moved across 50
-    or sex flipped the error at least doubles, and the scores themselves move."""
+    or sex flipped the error at least doubles, and the scores themselves move. Left blank, age
+    and sex give a hedge (fitted after training, model/training/unknown.py): worse than the
+    truth, better than a wrong age."""
     root, out = age_sex_model
     # no white balance: the tasks' labels live in absolute colour (bench/bench_baseline.py)
     p = load_model(out, backend="torch-fp32", white_balance="none")
-    err: dict[str, list[float]] = {"true": [], "age moved": [], "sex flipped": []}
+    err: dict[str, list[float]] = {"true": [], "age moved": [], "sex flipped": [], "unknown": []}
     moved = []
     for row in _rows(root, "test"):
         severity = float(_mask(root, row, "severity").max())  # the lesion's one severity (0: none)
         age, sex = float(row["age"]), row["sex"]
         cases = {"true": (age, sex), "age moved": (tasks.move_age(age), sex),
-                 "sex flipped": (age, "F" if sex == "M" else "M")}
+                 "sex flipped": (age, "F" if sex == "M" else "M"), "unknown": (None, None)}
         # scored over the whole image: these are not skin photos, and the colour skin check
         # would leave the lesion out (the model's maps are what is tested)
         scores = {k: p.score_maps(p.predict(root / row["image"], age=a, sex=s).work_maps)["scores"]["severity"]
@@ -80,6 +82,7 @@ def test_age_and_sex_change_the_prediction(age_sex_model) -> None:
     assert mae["age moved"] > 2 * mae["true"], mae
     assert mae["sex flipped"] > 2 * mae["true"], mae
     assert np.median(moved) > 0.5, mae  # an unused branch moved no score by more than 0.01
+    assert mae["true"] < mae["unknown"] < mae["age moved"], mae
 
 
 @pytest.fixture(scope="module")
