@@ -189,8 +189,9 @@ def run(sessions: list[int], singles: int) -> dict:
                 print(f"single session upload to overlay: {one}", flush=True)
                 for n in sessions:
                     pages = [open_page(browser, url)[:2] for _ in range(n)]
+                    first = 100 * n  # each run its own patients (a second run must not find the first's visits)
                     for k, (_, page) in enumerate(pages):
-                        fill(page, 100 + k)
+                        fill(page, first + k)
                     times: list[float] = [0.0] * n
                     t0 = time.perf_counter()
                     clicks = []
@@ -204,7 +205,7 @@ def run(sessions: list[int], singles: int) -> dict:
                     out[f"{n}_wall_s"], out[f"{n}_p90_s"] = wall, p90(times)
                     out[f"{n}_ratio"] = wall / (n * out["single_s"])
                     out[f"{n}_rss_mb"] = rss.peak
-                    out[f"{n}_save_s"], out[f"{n}_bad_saves"] = save_all(pages, Path(tmp), first=100)
+                    out[f"{n}_save_s"], out[f"{n}_bad_saves"] = save_all(pages, Path(tmp), first=first)
                     print(f"{n} sessions: saved in {out[f'{n}_save_s']:.1f} s, "
                           f"{out[f'{n}_bad_saves']} lost or mixed", flush=True)  # fmt: skip
                     for ctx, _ in pages:
