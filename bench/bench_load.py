@@ -97,6 +97,18 @@ class RssSampler(threading.Thread):
             time.sleep(0.5)
 
 
+def cpu_now(server_pid: int) -> tuple[float, float]:
+    """CPU seconds used so far by the server process, and by the whole machine (every process:
+    server, chromium, the Playwright driver, this script), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stat = Path(f"/proc/{server_pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    server = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    busy = sum(int(cpu[i]) for i in (0, 1, 2, 5, 6, 7)) / tick  # user nice system irq softirq steal
+    return server, busy
+
+
 def open_page(browser, url: str):
     """A fresh context and page with the form ready; returns (context, page, seconds)."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -180,11 +192,15 @@ def run(sessions: list[int], singles: int) -> dict:
                 out["warm_load_s"] = statistics.median(warm)
                 print(f"cold load {out['cold_load_s']:.1f} s, warm {warm}", flush=True)
                 one = []
+                cpu0 = cpu_now(proc.pid)
                 for k in range(singles):
                     ctx, page, _ = open_page(browser, url)
                     fill(page, k)
                     one.append(score(page))
                     ctx.close()
+                cpu1 = cpu_now(proc.pid)
+                out["single_server_cpu_s"] = (cpu1[0] - cpu0[0]) / singles
+                out["single_all_cpu_s"] = (cpu1[1] - cpu0[1]) / singles
                 out["single_s"] = statistics.median(one)
                 print(f"single session upload to overlay: {one}", flush=True)
                 for n in sessions:
@@ -194,6 +210,7 @@ def run(sessions: list[int], singles: int) -> dict:
                         fill(page, first + k)
                     times: list[float] = [0.0] * n
                     t0 = time.perf_counter()
+                    cpu0 = cpu_now(proc.pid)
                     clicks = []
                     for _, page in pages:  # as close to "at once" as one browser driver allows
                         page.get_by_role("button", name="Score photos").click()
@@ -202,6 +219,9 @@ def run(sessions: list[int], singles: int) -> dict:
                         page.locator(OVERLAY).nth(1).wait_for(timeout=900_000)
                         times[k] = time.perf_counter() - clicks[k]
                     wall = time.perf_counter() - t0
+                    cpu1 = cpu_now(proc.pid)
+                    out[f"{n}_server_cpu_s"] = (cpu1[0] - cpu0[0]) / n
+                    out[f"{n}_all_cpu_s"] = (cpu1[1] - cpu0[1]) / n
                     out[f"{n}_wall_s"], out[f"{n}_p90_s"] = wall, p90(times)
                     out[f"{n}_ratio"] = wall / (n * out["single_s"])
                     out[f"{n}_rss_mb"] = rss.peak
@@ -241,11 +261,17 @@ def table(r: dict) -> str:
             ("cold page load (first page after healthy)", f"{r['cold_load_s']:.1f} s"),
             ("warm page load (median of 3)", f"{r['warm_load_s']:.1f} s"),
             ("one session, upload to overlay (median)", f"{r['single_s']:.1f} s")]  # fmt: skip
+    if "single_server_cpu_s" in r:
+        rows += [("one session: CPU per session, server / whole machine",
+                  f"{r['single_server_cpu_s']:.2f} / {r['single_all_cpu_s']:.2f} s")]  # fmt: skip
     for n in sorted({int(k.split("_")[0]) for k in r if k.endswith("_wall_s")}):
         rows += [(f"{n} sessions at once: wall time to the last overlay", f"{r[f'{n}_wall_s']:.1f} s"),
                  (f"{n} sessions: p90 of a session's time", f"{r[f'{n}_p90_s']:.1f} s"),
                  (f"{n} sessions: wall / ({n} x one session)", f"{r[f'{n}_ratio']:.2f}"),
                  (f"{n} sessions: peak server RSS so far", f"{r[f'{n}_rss_mb']:.0f} MB")]  # fmt: skip
+        if f"{n}_server_cpu_s" in r:
+            rows += [(f"{n} sessions: CPU per session, server / whole machine",
+                      f"{r[f'{n}_server_cpu_s']:.2f} / {r[f'{n}_all_cpu_s']:.2f} s")]  # fmt: skip
         if f"{n}_save_s" in r:  # the save phase (runs whose sessions all scored)
             rows += [(f"{n} sessions saving at once: wall time to the last saved", f"{r[f'{n}_save_s']:.1f} s"),
                      (f"{n} sessions: saves lost or mixed up", f"{r[f'{n}_bad_saves']}")]  # fmt: skip
@@ -253,7 +279,8 @@ def table(r: dict) -> str:
         rows.append(("times the model was loaded (server log)", f"{r['model_loads']}"))
     rows.append(("three-photo PDF report (768 px photos)", f"{r['report_bytes'] / 1e6:.2f} MB"))
     width = max(len(a) for a, _ in rows)
-    return "\n".join(f"| {a:<{width}} | {b:>9} |" for a, b in [("measure", "value"), ("-" * width, "-" * 9), *rows])
+    vw = max(9, *(len(b) for _, b in rows))
+    return "\n".join(f"| {a:<{width}} | {b:>{vw}} |" for a, b in [("measure", "value"), ("-" * width, "-" * vw), *rows])
 
 
 def main(argv: list[str] | None = None) -> None:
