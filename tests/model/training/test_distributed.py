@@ -250,14 +250,18 @@ def test_resume_crosses_between_the_single_process_and_the_distributed_recipe(
 # epoch, final val pixel MAE 0.564 vs 0.568 and accuracy 0.702 vs 0.698 (with BatchNorm replaced by
 # a plain affine layer the curves agree within 0.4 %; docs/distributed.md). The tolerances leave
 # room for other CPUs' arithmetic and recipe changes.
+# Measured with the cosine schedule, pinned here: under the default wsd the rate stays at its top
+# until 3 of these 16 steps from the end, and the last epoch's 4-image validation then followed
+# each process's half-batch BatchNorm statistics (val pixel MAE 0.773 vs 0.978, while the train
+# losses still agreed within the tolerance); the comparison is of the processes, not the schedule.
 LOSS_RTOL = 0.06
 PIXEL_ATOL = 0.03
 
 
 def test_two_processes_match_one(tmp_path: Path, ddp_dataset: Path) -> None:
     epochs = 8
-    job = start_job(cli_args(ddp_dataset, tmp_path / "two", epochs, "--nproc", "2"), tmp_path)
-    one = train(ddp_dataset, tmp_path / "one", TrainConfig(epochs=epochs, **TINY), progress=False,
+    job = start_job(cli_args(ddp_dataset, tmp_path / "two", epochs, "--nproc", "2", "--lr-schedule", "cosine"), tmp_path)
+    one = train(ddp_dataset, tmp_path / "one", TrainConfig(epochs=epochs, lr_schedule="cosine", **TINY), progress=False,
                 dist=distributed.single())
     code, _, err = finish(job)
     assert code == 0, err[-2000:]
