@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -184,17 +185,32 @@ def test_lasso_on_the_photo_corrects_the_skin_mask(page: Page, streamlit_server,
     drag = page.locator("[class*='st-key-mask_'] .nsewdrag").first
     expect(drag).to_be_visible(timeout=SCORE)
     drag.scroll_into_view_if_needed()
-    box = drag.bounding_box()
-    # a lasso round the left half of the photo
-    corners = [(0.02, 0.02), (0.5, 0.02), (0.5, 0.98), (0.02, 0.98), (0.02, 0.04)]
-    points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in corners]
-    page.mouse.move(*points[0])
-    page.mouse.down()
-    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
-        for t in (0.25, 0.5, 0.75, 1.0):
-            page.mouse.move(x0 + t * (x1 - x0), y0 + t * (y1 - y0))
-    page.mouse.up()
-    expect(page.get_by_text("corrected by you")).to_be_visible(timeout=SCORE)
+
+    def lasso() -> None:  # round the left half of the photo, once the chart has stopped moving
+        box = drag.bounding_box()
+        for _ in range(50):
+            page.wait_for_timeout(200)
+            if (now := drag.bounding_box()) == box:
+                break
+            box = now
+        corners = [(0.02, 0.02), (0.5, 0.02), (0.5, 0.98), (0.02, 0.98), (0.02, 0.04)]
+        points = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in corners]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+            for t in (0.25, 0.5, 0.75, 1.0):
+                page.mouse.move(x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+        page.mouse.up()
+
+    lasso()
+    corrected = page.get_by_text("corrected by you")
+    try:
+        corrected.wait_for(timeout=30_000)
+    except PlaywrightTimeout:
+        # Once in CI (of many runs) the first lasso left no selection: the chart was still being
+        # laid out under the mouse. A clinician draws again; so does the test, once.
+        lasso()
+    expect(corrected).to_be_visible(timeout=SCORE)
     expect(cells).not_to_have_text(old, timeout=SCORE)  # the table redrawn over the new mask
     after = score_table(page)
     assert after != before, (before, after)
