@@ -109,6 +109,36 @@ def cpu_now(server_pid: int) -> tuple[float, float]:
     return server, busy
 
 
+def cpu_by_process(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by each kind of process that is alive now: the server, chromium's
+    renderers (one per page), its GPU process (software compositing here), its other processes,
+    the Playwright driver (node) and this script."""
+    tick, me = os.sysconf("SC_CLK_TCK"), os.getpid()
+    out: dict[str, float] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        pid = int(d.name)
+        if pid == server_pid:
+            kind = "server"
+        elif pid == me:
+            kind = "benchmark script"
+        elif "chromium" in cmd:
+            kind = "chromium " + (m.group(1) if (m := re.search(r"--type=(\S+)", cmd)) else "browser")
+        elif "run-driver" in cmd:
+            kind = "playwright driver"
+        else:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def open_page(browser, url: str):
     """A fresh context and page with the form ready; returns (context, page, seconds)."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -204,13 +234,25 @@ def run(sessions: list[int], singles: int) -> dict:
                 out["single_s"] = statistics.median(one)
                 print(f"single session upload to overlay: {one}", flush=True)
                 for n in sessions:
+                    # the same n scorings back to back: n pages open and filled, each pressed in
+                    # turn once the one before shows its overlay (the pages keep drawing the rest
+                    # of their results meanwhile, as they do when pressed at once)
+                    pages = [open_page(browser, url)[:2] for _ in range(n)]
+                    for k, (_, page) in enumerate(pages):
+                        fill(page, 100 * n + 50 + k)
+                    t0 = time.perf_counter()
+                    for _, page in pages:
+                        score(page)
+                    out[f"{n}_b2b_s"] = time.perf_counter() - t0
+                    for ctx, _ in pages:
+                        ctx.close()
                     pages = [open_page(browser, url)[:2] for _ in range(n)]
                     first = 100 * n  # each run its own patients (a second run must not find the first's visits)
                     for k, (_, page) in enumerate(pages):
                         fill(page, first + k)
                     times: list[float] = [0.0] * n
                     t0 = time.perf_counter()
-                    cpu0 = cpu_now(proc.pid)
+                    cpu0, kinds0 = cpu_now(proc.pid), cpu_by_process(proc.pid)
                     clicks = []
                     for _, page in pages:  # as close to "at once" as one browser driver allows
                         page.get_by_role("button", name="Score photos").click()
@@ -219,11 +261,15 @@ def run(sessions: list[int], singles: int) -> dict:
                         page.locator(OVERLAY).nth(1).wait_for(timeout=900_000)
                         times[k] = time.perf_counter() - clicks[k]
                     wall = time.perf_counter() - t0
-                    cpu1 = cpu_now(proc.pid)
+                    cpu1, kinds1 = cpu_now(proc.pid), cpu_by_process(proc.pid)
+                    out[f"{n}_cpu_by_kind"] = {k: round(v - kinds0.get(k, 0.0), 2) for k, v in kinds1.items()
+                                               if v - kinds0.get(k, 0.0) >= 0.01}
+                    print(f"{n} sessions: CPU seconds by process kind {out[f'{n}_cpu_by_kind']}", flush=True)
                     out[f"{n}_server_cpu_s"] = (cpu1[0] - cpu0[0]) / n
                     out[f"{n}_all_cpu_s"] = (cpu1[1] - cpu0[1]) / n
                     out[f"{n}_wall_s"], out[f"{n}_p90_s"] = wall, p90(times)
                     out[f"{n}_ratio"] = wall / (n * out["single_s"])
+                    out[f"{n}_b2b_ratio"] = wall / out[f"{n}_b2b_s"]
                     out[f"{n}_rss_mb"] = rss.peak
                     out[f"{n}_save_s"], out[f"{n}_bad_saves"] = save_all(pages, Path(tmp), first=first)
                     print(f"{n} sessions: saved in {out[f'{n}_save_s']:.1f} s, "
@@ -268,6 +314,9 @@ def table(r: dict) -> str:
         rows += [(f"{n} sessions at once: wall time to the last overlay", f"{r[f'{n}_wall_s']:.1f} s"),
                  (f"{n} sessions: p90 of a session's time", f"{r[f'{n}_p90_s']:.1f} s"),
                  (f"{n} sessions: wall / ({n} x one session)", f"{r[f'{n}_ratio']:.2f}"),
+                 *([(f"the same {n} scorings back to back: wall time", f"{r[f'{n}_b2b_s']:.1f} s"),
+                    (f"{n} sessions: wall / back to back", f"{r[f'{n}_b2b_ratio']:.2f}")]
+                   if f"{n}_b2b_s" in r else []),
                  (f"{n} sessions: peak server RSS so far", f"{r[f'{n}_rss_mb']:.0f} MB")]  # fmt: skip
         if f"{n}_server_cpu_s" in r:
             rows += [(f"{n} sessions: CPU per session, server / whole machine",

@@ -36,3 +36,32 @@ def test_table_lists_every_session_count_and_the_ratio():
 def test_the_report_case_is_three_photos_with_maps():
     a = bench_load._three_photo_assessment()
     assert len(a.photos) == 3 and all(p.maps.shape == (4, 768, 768) for p in a.photos)
+
+
+def test_table_shows_the_back_to_back_ratio_when_measured():
+    r = {"server_start_s": 5.0, "cold_load_s": 2.5, "warm_load_s": 1.5, "single_s": 0.6,
+         "10_wall_s": 12.0, "10_p90_s": 11.0, "10_ratio": 2.0, "10_rss_mb": 900.0,
+         "10_b2b_s": 10.0, "10_b2b_ratio": 1.2, "report_bytes": 500_000}  # fmt: skip
+    text = bench_load.table(r)
+    assert "the same 10 scorings back to back: wall time" in text and "10.0 s |" in text
+    assert "| 10 sessions: wall / back to back" in text and "1.20 |" in text
+
+
+def test_cpu_by_process_counts_the_server_and_this_script():
+    import subprocess
+
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\ninput()"],
+                            stdin=subprocess.PIPE)  # fmt: skip
+    try:
+        import time
+
+        deadline, kinds = time.monotonic() + 30, {}
+        while time.monotonic() < deadline and kinds.get("server", 0.0) < 0.25:
+            time.sleep(0.2)
+            kinds = bench_load.cpu_by_process(busy.pid)
+        assert kinds["server"] >= 0.25  # the busy child stands in for the server
+        assert kinds["server"] < 5  # its own CPU, not the machine's
+        assert "benchmark script" in kinds
+    finally:
+        busy.kill()
+        busy.wait()
