@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
                    help="after the warm-up: cosine to 0, constant, or wsd (constant, then linear to 0 over the last fifth)")
     t.add_argument("--supervision", choices=["auto", "pixel", "image"])
     t.add_argument("--mil-pool", choices=["mean", "max", "lse", "noisy-and"])
-    t.add_argument("--augment", choices=["none", "geometric", "full", "photo"])
+    t.add_argument("--augment", choices=["none", "flips", "geometric", "full", "photo"])
     t.add_argument("--film", choices=["none", "deepest", "all"])
     t.add_argument("--mixing", choices=["auto", "on", "off"])
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="fp16: CUDA only, with a grad scaler")

@@ -18,7 +18,7 @@ from model.data.colour import to_linear, to_srgb
 from model.data.io import IGNORE
 from model.errors import DermsevError
 
-AUGMENT_MODES = ("none", "geometric", "full", "photo")
+AUGMENT_MODES = ("none", "flips", "geometric", "full", "photo")
 
 
 def jitter_rgb(img: np.ndarray, brightness: float, contrast: float, saturation: float) -> np.ndarray:
@@ -158,6 +158,8 @@ def train_transform(size: int, mode: str = "full", seed: int | None = None, crop
 
     full: rotation up to 10 degrees, zoom/shift/shear about 0.1 (shear 0.1 rad ~ 5.7 degrees),
     horizontal flip, mild RGB jitter. geometric: the same without any intensity change.
+    flips: the eight symmetries of the square only (flips and quarter turns): nothing is
+    interpolated, so no pixel's colour is blended with its neighbour's under a sharp label.
     photo: full plus what phones do to a photo: quarter turns, lower resolution (0.5-1x),
     slight defocus (Gaussian sigma 0.3-1.2 px), exposure +-1 stop (linear light) and JPEG
     quality 40-95 (bench/bench_robustness.py measures the scores' drift under each).
@@ -181,6 +183,8 @@ def train_transform(size: int, mode: str = "full", seed: int | None = None, crop
             ),
             A.HorizontalFlip(p=0.5),
         ]
+    if mode == "flips":
+        steps += [A.HorizontalFlip(p=0.5), A.RandomRotate90(p=1.0)]  # with the flip: all of D4
     if crop is not None and crop < size:
         steps.append(A.RandomCrop(height=crop, width=crop))
     if mode == "photo":

@@ -39,7 +39,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
 
-@pytest.mark.parametrize("mode", ["full", "geometric"])
+@pytest.mark.parametrize("mode", ["full", "geometric", "flips"])
 @pytest.mark.parametrize("channels", [3, 5])
 def test_drawn_shape_lands_on_the_same_pixels(mode: str, channels: int) -> None:
     img, masks = square_scene(channels=channels)
@@ -209,3 +209,22 @@ def test_photo_mode_degrades_some_samples_and_keeps_masks() -> None:
     assert len(corners) == 4 and len({tuple(np.argwhere(g[1][0] == 3).mean(0) > 32) for g in geo}) == 2
     for _, (a, _), _ in photo:
         assert set(np.unique(a)) <= {0, 3, IGNORE}
+
+
+def test_flips_move_pixels_without_blending_and_reach_all_eight_symmetries() -> None:
+    rng = np.random.default_rng(3)
+    img = rng.random((64, 64, 3), dtype=np.float32)
+    labels = rng.integers(0, 4, (64, 64)).astype(np.uint8)
+    d4 = [np.rot90(f, k) for f in (labels, labels[:, ::-1]) for k in range(4)]
+    seen = set()
+    for seed in SEEDS:
+        out, (m,), valid = apply(train_transform(64, "flips", seed=seed), img, [labels])
+        assert valid.all()
+        # every output pixel is an input pixel, with its own label: nothing interpolated
+        match = [k for k, ref in enumerate(d4) if np.array_equal(m, ref)]
+        assert len(match) == 1, f"seed {seed}: the mask is not one symmetry of the input"
+        k = match[0]
+        src = img if k < 4 else img[:, ::-1]
+        np.testing.assert_array_equal(out, np.rot90(src, k % 4))
+        seen.add(k)
+    assert seen == set(range(8))
