@@ -61,14 +61,21 @@ def sidebar(store):
         st.caption("Signs: " + ", ".join(predictor.signs))
         view_explain.channel_importance_sidebar(predictor)  # models with a mixing layer
         st.markdown("**Overlay colours**")
-        # Also makes the browser load the chart library now, while the form is being
-        # filled in, instead of when the first overlay arrives (~10 s on a slow machine).
-        legend = charts.legend_figure(predictor.thresholds, predictor.max_score,
-                                       predictor.label_names)  # fmt: skip
-        st.plotly_chart(legend, key="legend", config={"displayModeBar": False})
+        legend_slot = st.empty()  # filled last: see colour_legend
         st.header("Patient history")
         st.caption(f"Stored in `{store.folder}` (set DERMSEV_DATA to change), {store.backend}.")
-    return predictor
+    return predictor, legend_slot
+
+
+def colour_legend(slot, predictor):
+    """The sidebar's legend of the overlay colours, drawn at the end of the script run.
+
+    It also makes the browser load the chart library (4.7 MB) while the form is being filled
+    in, instead of when the first overlay arrives (~10 s on a slow machine). Drawn last, so
+    that the form's own widgets are fetched first and the page is ready sooner.
+    """
+    legend = charts.legend_figure(predictor.thresholds, predictor.max_score, predictor.label_names)
+    slot.plotly_chart(legend, key="legend", config={"displayModeBar": False})
 
 
 def open_store():
@@ -272,7 +279,7 @@ def main():
     st.set_page_config(page_title="dermsev: skin severity", page_icon="🩺", layout="wide")
     store = open_store()
     user = current_user(store)  # the sign-in form, when sign-in is required
-    predictor = sidebar(store)
+    predictor, legend_slot = sidebar(store)
     st.title("Skin severity assessment")
     if predictor.info.get("synthetic"):
         st.warning("**Demo model**: trained on synthetic images, not for clinical use. "
@@ -302,6 +309,7 @@ def main():
     if "Users" in tabs:
         with tabs["Users"]:
             users_tab(store, user)
+    colour_legend(legend_slot, predictor)
 
 
 main()
