@@ -37,7 +37,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.degrade import jpeg, noise, relight  # noqa: E402
+from bench.degrade import jpeg_file, noise, relight  # noqa: E402
 from model.data.quality import check_photo  # noqa: E402
 from model.inference import load_model  # noqa: E402
 from model.synth.generator import generate  # noqa: E402
@@ -47,7 +47,7 @@ NOT_SKIN_COLOUR = ["chelsea", "coffee", "rocket", "hubble_deep_field", "immunohi
 NOT_SKIN_GREY = ["camera", "moon", "page", "text", "brick", "grass", "gravel", "coins", "clock", "cell",
                  "horse", "checkerboard", "microaneurysms", "binary_blobs", "shepp_logan_phantom"]
 DRIFT, LARGE = 0.1, 0.25
-MEASURE = {"blur": "sharpness", "exposure": "brightness", "jpeg": "sharpness", "noise": "sharpness",
+MEASURE = {"blur": "sharpness", "exposure": "brightness", "jpeg": "jpeg_quality", "noise": "noise",
            "resolution": "min_side", "cast": "cast"}
 
 
@@ -62,7 +62,7 @@ def degradations() -> list[tuple[str, str, object]]:
     for e in (-3, -2, -1.5, -1, -0.5, 0.5, 1, 1.5, 2):
         out.append(("exposure", f"{e:+g} stops", lambda im, e=e: relight(im, 2.0**e)))
     for q in (90, 70, 50, 30, 20, 10):
-        out.append(("jpeg", f"quality {q}", lambda im, q=q: jpeg(im, q)))
+        out.append(("jpeg", f"quality {q}", lambda im, q=q: jpeg_file(im, q)))
     for sd in (2, 4, 8, 12, 16, 24):
         out.append(("noise", f"sd {sd}/255", lambda im, sd=sd: noise(im, sd, 0)))
     for px in (192, 128, 96, 64, 48, 32):

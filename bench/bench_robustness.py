@@ -37,8 +37,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.degrade import jpeg, relight, rescale, rotate  # noqa: E402
+from bench.degrade import jpeg_file, relight, rescale, rotate  # noqa: E402
 from model.data import colour  # noqa: E402
+from model.data.io import read_image  # noqa: E402
 from model.inference import load_model  # noqa: E402
 from model.synth.generator import generate  # noqa: E402
 
@@ -57,7 +58,7 @@ def perturbations() -> list[tuple[str, str, object]]:
         out.append(("exposure", f"{e:+g} stop", lambda im, e=e: relight(im, 2.0**e)))
     for s in (1.0, 2.0):
         out.append(("blur", f"Gaussian sigma {s:g} px", lambda im, s=s: cv2.GaussianBlur(im, (0, 0), s)))
-    out.append(("JPEG", "quality 50", lambda im: jpeg(im, 50)))
+    out.append(("JPEG", "quality 50", lambda im: jpeg_file(im, 50)))
     for d in (90, 7):
         out.append(("rotation", f"{d} degrees", lambda im, d=d: rotate(im, d)))
     for f in (0.5, 0.75, 1.5):
@@ -75,14 +76,17 @@ def photos(folder: Path, n: int, seed: int) -> tuple[list[np.ndarray], np.ndarra
     return imgs, np.array([[float(r[f"score_{s}"]) for s in signs] for r in rows]), signs
 
 
-def scorer(predictor, method: str, cfg: colour.GreyWorld | None = None, reference: np.ndarray | None = None):
+def scorer(predictor, method: str, cfg: colour.GreyWorld | None = None, reference: np.ndarray | None = None,
+           tta: bool = False):
     """f(photos) -> ((n, S) scores, [gate verdicts]) with white balance `method`, or with the
-    grey-world design `cfg` applied to the arrays first (the predictor's own balance off)."""
+    grey-world design `cfg` applied to the arrays first (the predictor's own balance off);
+    tta: each photo scored as the mean of its three views, as the dashboard does by default."""
 
     def score(ims: list[np.ndarray]) -> tuple[np.ndarray, list[str]]:
-        if cfg is not None:
-            ims = [colour.balance(im, "grey-world", reference, cfg=cfg)[0] for im in ims]
-        res = list(predictor.predict_many(ims, white_balance="none" if cfg is not None else method))
+        if cfg is not None:  # a JPEG file is decoded first (its quality is then not checked)
+            ims = [colour.balance(read_image(im) if isinstance(im, bytes) else im, "grey-world", reference, cfg=cfg)[0]
+                   for im in ims]  # fmt: skip
+        res = list(predictor.predict_many(ims, white_balance="none" if cfg is not None else method, tta=tta))
         return np.array([[r.scores[s] for s in predictor.signs] for r in res]), [r.check for r in res]
 
     return score
@@ -153,21 +157,25 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/dermsev_bench_robustness")
     ap.add_argument("--md", help="write the tables, with the command, to this markdown file")
     ap.add_argument("--model", help="MODEL_DIR to measure (default: the bundled demo model)")
+    ap.add_argument("--tta", action="store_true",
+                    help="score with test-time augmentation (three views), as the dashboard does by default")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cv2.setNumThreads(1)
     t0 = time.time()
     predictor = load_model(a.model, backend="torch-fp32")
     imgs, truth, signs = photos(Path(a.work) / f"photos{a.seed}_{a.n}", a.n, a.seed)
-    runs = {"none": scorer(predictor, "none"), "grey-world (default)": scorer(predictor, "grey-world")}
+    runs = {"none": scorer(predictor, "none", tta=a.tta),
+            "grey-world (default)": scorer(predictor, "grey-world", tta=a.tta)}
     if a.alternatives:
         ref_imgs, _, _ = photos(Path(a.work) / f"reference{a.ref_seed}_{a.ref_n}", a.ref_n, a.ref_seed)
         for name, cfg in ALTERNATIVES.items():
             ref = np.array(colour.training_reference(ref_imgs, cfg)["rgb"])
-            runs[name] = scorer(predictor, "none", cfg, ref)
+            runs[name] = scorer(predictor, "none", cfg, ref, tta=a.tta)
     results = {name: measure(fn, imgs, truth) for name, fn in runs.items()}
     which = "demo model" if a.model is None else f"model {a.model}"
-    out = [f"{len(imgs)} synthetic photos (seed {a.seed}, 256 px), {which}, backend {predictor.backend}. "
+    out = [f"{len(imgs)} synthetic photos (seed {a.seed}, 256 px), {which}, backend {predictor.backend}"
+           f"{', test-time augmentation (three views)' if a.tta else ''}. "
            f"Target per sign: median <= {MEDIAN_TARGET}, p95 <= {P95_TARGET}.", "",
            "## What the balance costs on clean photos", "",
            "| white balance | clean photos the gate passes | " + " | ".join(f"image MAE {s}" for s in signs)

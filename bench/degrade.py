@@ -1,6 +1,8 @@
 """Photo degradations shared by the benchmarks: light in linear RGB, JPEG, noise, geometry.
 
-Each is a pure function of a (H, W, 3) uint8 RGB photo returning a new uint8 photo.
+Each is a pure function of a (H, W, 3) uint8 RGB photo returning a new uint8 photo, but
+`jpeg_file`, which returns the JPEG file's bytes, as a clinician's upload would be (the photo
+checks read the file's JPEG quality).
 """
 
 from __future__ import annotations
@@ -8,7 +10,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from model.data.augment import jpeg_round_trip
 from model.data.colour import to_linear, to_srgb
 
 
@@ -19,9 +20,13 @@ def relight(img: np.ndarray, gains: float | np.ndarray) -> np.ndarray:
     return (to_srgb(lin) * 255 + 0.5).astype(np.uint8)
 
 
-def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
-    """A JPEG round trip at `quality` (OpenCV's encoder, 4:2:0): the one training's augmentation uses."""
-    return jpeg_round_trip(img, quality)
+def jpeg_file(img: np.ndarray, quality: int) -> bytes:
+    """The JPEG file at `quality` (OpenCV's encoder, 4:2:0): decoded, its pixels are those of
+    training's JPEG augmentation (model.data.augment.jpeg_round_trip)."""
+    ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
 
 
 def noise(img: np.ndarray, sd: float, seed: int) -> np.ndarray:

@@ -195,6 +195,30 @@ def check_header(data: bytes, name: str) -> None:
         pass
 
 
+# The JPEG standard's example luminance table (ITU-T T.81 Annex K), natural order: what libjpeg
+# (Pillow, OpenCV, most cameras' encoders) scales by the quality setting.
+_JPEG_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float64)  # fmt: skip
+_QUALITIES = np.arange(1, 101)
+_SCALED = np.clip(np.floor((_JPEG_LUMA[None] * np.where(_QUALITIES < 50, 5000 / _QUALITIES, 200 - 2 * _QUALITIES)[:, None]
+                            + 50) / 100), 1, 255)  # fmt: skip
+
+
+def jpeg_quality(decoded: Image.Image | np.ndarray) -> int | None:
+    """The quality (1..100) a JPEG was saved at, estimated from its luminance quantisation table
+    as libjpeg scales the standard one: the quality whose table is nearest (exact for libjpeg's
+    own encoders; the nearest equivalent for a camera's custom table). None if not a JPEG."""
+    tables = getattr(decoded, "quantization", None) if isinstance(decoded, Image.Image) else None
+    if not tables or decoded.format != "JPEG":
+        return None
+    luma = np.asarray(tables[min(tables)], np.float64)
+    if luma.size != 64:
+        return None
+    return int(_QUALITIES[np.argmin(np.abs(np.log(_SCALED) - np.log(luma)).sum(axis=1))])
+
+
 def to_array(decoded: Image.Image | np.ndarray, name: str = "image") -> np.ndarray:
     """Stage 2 of reading: EXIF orientation and mode -> (H, W, C) uint8, uint16 or float32, checked."""
     if isinstance(decoded, np.ndarray):

@@ -15,6 +15,8 @@ original size against the model's working size. The checks and their measures (`
 | too small | `scale`: longest side of the original / the model's working size | below `Limits.scale`, or a side under MIN_SIDE px |
 | blur | `sharpness`: variance of the Laplacian of the grey image (0..255) | below `Limits.sharpness` |
 | exposure | `brightness` (median L*), `highlights` / `shadows` (fraction of pixels clipped: every channel >= 0.98 / <= 0.02) | outside `Limits.dark` / `bright`, above `Limits.clipped` |
+| noise | `noise`: grey-level standard deviation of the flattest tenth of the photo (Immerkaer) | above `Limits.noise` |
+| JPEG compression | `jpeg_quality`: the file's JPEG quality (1..100, from its quantisation tables, `model.data.io.jpeg_quality`), judged on a photo stored at up to 1.5x the model's working size (a larger one is reduced, and its compression artefacts with it) | below `Limits.jpeg_quality` |
 | colour cast | `cast`: how far the photo's median (a*, b*) lies outside the skin-photo range, in a*/b* units | above `Limits.cast` |
 | not skin | `skin_fraction` (model/data/skin.py), `structure` (large-scale outlines), `colourful` (95th-percentile chroma) | too little skin, too much structure, no colour |
 
@@ -51,13 +53,15 @@ class Limits:
     cast: tuple[float, float] = (12.0, 6.0)  # a*/b* units outside the skin-photo range; above
     skin: tuple[float, float] = (0.25, 0.5)  # skin fraction; below = not skin / little skin
     structure: tuple[float, float] = (2.6, 2.3)  # L* units; above = not a close-up
+    noise: tuple[float, float] = (3.5, 2.2)  # grey-level sd at the working size; above = grainy
+    jpeg_quality: tuple[float, float] = (75.0, 92.0)  # the file's JPEG quality (1..100); below = compressed
 
     def __post_init__(self) -> None:
-        for name in ("scale", "sharpness", "dark", "skin"):
+        for name in ("scale", "sharpness", "dark", "skin", "jpeg_quality"):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"Limits.{name}: the fail threshold {lo} must not exceed the warn one {hi}")
-        for name in ("bright", "clipped", "cast", "structure"):
+        for name in ("bright", "clipped", "cast", "structure", "noise"):
             hi, lo = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"Limits.{name}: the warn threshold {lo} must not exceed the fail one {hi}")
@@ -142,12 +146,14 @@ def cast_distance(a: float, b: float) -> float:
 
 
 def measure(image: np.ndarray, full_size: tuple[int, int] | None = None,
-            channels: list[str] | tuple[str, ...] | None = None, work_size: int = SIDE) -> tuple[dict, np.ndarray | None]:
+            channels: list[str] | tuple[str, ...] | None = None, work_size: int = SIDE,
+            jpeg_quality: int | None = None) -> tuple[dict, np.ndarray | None]:
     """The numbers every check reads, and the (h, w) working-size skin mask (None: no colour).
 
     image: (H, W[, C]) any dtype; full_size: (H, W) of the original photo when `image` is
     already reduced (the predictor's working image); channels: the channel names, if known;
-    work_size: the longest side the model scores at (the photo is enlarged to it when smaller).
+    work_size: the longest side the model scores at (the photo is enlarged to it when smaller);
+    jpeg_quality: the file's JPEG quality when it was a JPEG (`model.data.io.jpeg_quality`).
     """
     unit = to_unit(image)
     h, w = full_size or np.asarray(image).shape[:2]
@@ -160,6 +166,12 @@ def measure(image: np.ndarray, full_size: tuple[int, int] | None = None,
     rgb = rgb_of(work, channels)
     if min(work.shape[:2]) >= 8:
         m["sharpness"] = float(cv2.Laplacian(grey * 255, cv2.CV_32F).var())
+    if (level := noise_level(grey)) is not None:
+        m["noise"] = level
+    # JPEG artefacts are judged where the model sees them: on a photo stored at about its working
+    # size (a photo several times larger is reduced, and its 8-px blocks with it)
+    if jpeg_quality is not None and m["scale"] <= 1.5:
+        m["jpeg_quality"] = int(jpeg_quality)
     top = (rgb if rgb is not None else work).max(axis=2)
     bottom = (rgb if rgb is not None else work).min(axis=2)
     m["highlights"], m["shadows"] = float((bottom >= 0.98).mean()), float((top <= 0.02).mean())
@@ -176,6 +188,23 @@ def measure(image: np.ndarray, full_size: tuple[int, int] | None = None,
     skin = sk.skin_mask(lab)
     m["skin_fraction"] = float(skin.mean())
     return m, skin
+
+
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+
+
+def noise_level(grey: np.ndarray, tile: int = 16) -> float | None:
+    """Sensor noise, as a standard deviation in 0..255 grey levels: Immerkaer's estimator
+    (a 3x3 mask that cancels edges and smooth gradients) on tile x tile tiles, the 10th
+    percentile of the tiles, so that texture and edges (most tiles of a skin photo) do not
+    count as noise. None on a photo too small to tile."""
+    h, w = grey.shape
+    if min(h, w) < 2 * tile + 2:
+        return None
+    r = np.abs(cv2.filter2D(grey.astype(np.float32) * 255, cv2.CV_32F, _IMMERKAER))[1:-1, 1:-1]
+    th, tw = r.shape[0] // tile, r.shape[1] // tile
+    tiles = r[: th * tile, : tw * tile].reshape(th, tile, tw, tile).mean(axis=(1, 3))
+    return float(np.sqrt(np.pi / 2) / 6 * np.percentile(tiles, 10))
 
 
 def _below(value: float | None, pair: tuple[float, float]) -> int:
@@ -206,6 +235,11 @@ def judge(m: dict, limits: Limits = LIMITS) -> tuple[str, tuple[str, ...]]:
         return "fail", (found[0][1],)
     add(_below(m.get("sharpness"), limits.sharpness), "out of focus: retake, holding the camera steady",
         "slightly out of focus: scores may be off")
+    add(_below(m.get("jpeg_quality"), limits.jpeg_quality),
+        "heavily compressed photo (JPEG): use the original photo, not a compressed copy",
+        "compressed photo (JPEG): fine texture may be lost; the original photo would be better")
+    add(_above(m.get("noise"), limits.noise), "grainy photo (image noise): retake with more light",
+        "some grain (image noise): scores may be off; more light would help")
     add(_below(m["brightness"], limits.dark), "too dark: retake with more light",
         "dark photo: scores may be off; more light would help")
     add(_above(m["brightness"], limits.bright), "overexposed (washed out): retake with less light",
@@ -257,16 +291,17 @@ def _tint(a: float, b: float) -> str:
 
 def check_photo(image: np.ndarray, full_size: tuple[int, int] | None = None,
                 channels: list[str] | tuple[str, ...] | None = None, work_size: int = SIDE,
-                limits: Limits = LIMITS) -> PhotoCheck:
+                limits: Limits = LIMITS, jpeg_quality: int | None = None) -> PhotoCheck:
     """Check one photo. image: (H, W) or (H, W, C), any dtype (floats on 0..1), any C.
 
     full_size: the original (H, W) when `image` is a reduced copy; channels: channel names
     (colour checks need red, green and blue; without names the first three are taken);
-    work_size: the model's working size (longest side, px), for the size check.
+    work_size: the model's working size (longest side, px), for the size check;
+    jpeg_quality: the file's JPEG quality, when the photo was read from a JPEG.
     Never raises on an image-shaped array; the skin mask is all True where colour is unknown.
     """
     h, w = np.asarray(image).shape[:2]
-    m, skin = measure(image, full_size, channels, work_size)
+    m, skin = measure(image, full_size, channels, work_size, jpeg_quality)
     verdict, reasons = judge(m, limits)
     if skin is None:
         full = np.ones((h, w), bool)

@@ -382,7 +382,9 @@ class Predictor:
                 neutral_box: tuple[float, float, float, float] | None = None) -> Prepared:
         """Decode, orient, white-balance, resize to the working size, check and pad: one photo
         ready for `forward`. white_balance, neutral_box: as in `predict`."""
-        img, full = self.decode(source, name)
+        decoded, full = self.read_file(source, name)
+        img = self.orient(decoded, name)
+        full = (int(full[0]), int(full[1])) if full else (int(img.shape[0]), int(img.shape[1]))
         taken = img
         img, wb = self.balance(img, full, white_balance, neutral_box, name)
         x = self.to_working(img)
@@ -393,7 +395,8 @@ class Predictor:
         # them (detection fell from 24/24 to 13/24 whole photos, bench/bench_gate.py). A cast
         # the balance removes is no reason to warn, so the cast check is off when it balances.
         limits = LIMITS if wb["method"] == "none" else NO_CAST
-        check = check_photo(taken, full_size=full, channels=self.channels, work_size=self.size, limits=limits)
+        check = check_photo(taken, full_size=full, channels=self.channels, work_size=self.size, limits=limits,
+                            jpeg_quality=imageio.jpeg_quality(decoded))
         return Prepared(img, self.pad(x), (int(x.shape[0]), int(x.shape[1])), full, check, {"white_balance": wb})
 
     # -- the model ------------------------------------------------------------------------

@@ -153,8 +153,10 @@ def png(seed=0, size=(96, 64)):
 
 
 def tiff(c=5, size=(80, 60), seed=0):
+    # 10-px cells of random levels: sharp edges, no pixel noise (the photo checks fail pure noise as grainy)
     rng = np.random.default_rng(seed)
-    arr = rng.integers(0, 256, (size[1], size[0], c), dtype=np.uint8)
+    cells = rng.integers(0, 256, (size[1] // 10, size[0] // 10, c), dtype=np.uint8)
+    arr = np.ascontiguousarray(np.repeat(np.repeat(cells, 10, axis=0), 10, axis=1))
     arr[15:45, 20:60, 0] = 250
     buf = io.BytesIO()
     tifffile.imwrite(buf, arr, photometric="minisblack", planarconfig="contig")

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,10 +17,12 @@ from model.cli import main
 
 @pytest.fixture
 def photos(tmp_path: Path) -> dict[str, Path]:
-    """A photo of a coffee cup (not skin) and a plain skin tone with some texture."""
+    """A photo of a coffee cup (not skin) and a plain skin tone with pores (sharp, not grainy)."""
     Image.fromarray(data.coffee()).save(tmp_path / "coffee.png")
     rng = np.random.default_rng(0)
-    skin = np.clip(np.float32([224, 172, 150]) + rng.normal(0, 6, (200, 240, 1)), 0, 255).astype(np.uint8)
+    pores = cv2.dilate((rng.random((200, 240)) < 0.003).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    tone = np.float32([224, 172, 150]) - 40 * pores[..., None] + rng.normal(0, 1, (200, 240, 1))
+    skin = np.clip(tone, 0, 255).astype(np.uint8)
     Image.fromarray(skin).save(tmp_path / "skin.png")
     return {"coffee": tmp_path / "coffee.png", "skin": tmp_path / "skin.png", "root": tmp_path}
 
@@ -51,3 +54,20 @@ def test_the_table_replaces_a_failed_photos_labels_by_the_reason(capsys, photos:
     assert "coffee.png" in coffee and "WARNING" in coffee and "skin" in coffee
     assert not any(label in coffee for label in ("none", "mild", "moderate", "severe"))
     assert "skin.png" in skin and "erythema" in skin
+
+
+def test_a_heavily_compressed_jpeg_is_failed_with_its_quality(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # at the tiny model's working size (64 px) the JPEG's blocks reach the network as stored
+    rng = np.random.default_rng(1)
+    pores = cv2.dilate((rng.random((64, 64)) < 0.01).astype(np.uint8), np.ones((2, 2), np.uint8)) > 0
+    skin = np.clip(np.float32([224, 172, 150]) - 40 * pores[..., None], 0, 255).astype(np.uint8)
+    for q in (40, 97):
+        Image.fromarray(skin).save(tmp_path / f"q{q}.jpg", quality=q)
+    out = tmp_path / "scores.json"
+    assert main(["predict", str(tiny_model_dir), str(tmp_path / "q40.jpg"), str(tmp_path / "q97.jpg"),
+                 "--out", str(out)]) == 0  # fmt: skip
+    rows = json.loads(out.read_text())
+    rows = rows["images"] if isinstance(rows, dict) else rows
+    low, high = rows
+    assert low["check"] == "fail" and "heavily compressed" in " ".join(low["check_reasons"])
+    assert "compressed" not in " ".join(high["check_reasons"])

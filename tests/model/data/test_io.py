@@ -363,3 +363,20 @@ def test_resize_mask_is_nearest_and_boolean() -> None:
     assert out.dtype == bool and out.shape == (8, 12) and out[:, :6].all() and not out[:, 6:].any()
     same = resize_mask(m, 4, 6)
     assert same.dtype == bool and np.array_equal(same, m == 1)
+
+
+@pytest.mark.parametrize("quality", [20, 50, 75, 85, 92, 95])
+def test_jpeg_quality_is_read_back_from_pillow_and_opencv_files(quality: int) -> None:
+    img = (np.random.default_rng(quality).random((48, 64, 3)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+    assert mio.jpeg_quality(mio.decode(buf.getvalue())) == quality
+    ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok and mio.jpeg_quality(mio.decode(enc.tobytes())) == quality
+
+
+def test_jpeg_quality_is_none_for_other_formats() -> None:
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="PNG")
+    assert mio.jpeg_quality(mio.decode(buf.getvalue())) is None
+    assert mio.jpeg_quality(np.zeros((8, 8, 3), np.uint8)) is None

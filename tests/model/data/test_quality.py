@@ -172,3 +172,32 @@ def test_photo_check_is_frozen(tmp_path: Path) -> None:
     c = check_photo(skin_tone())
     with pytest.raises(AttributeError):
         c.verdict = "pass"  # type: ignore[misc]
+
+
+def test_a_heavily_compressed_jpeg_fails_and_a_mildly_compressed_one_warns(skin_photos: list[np.ndarray]) -> None:
+    photo = skin_photos[0]
+    assert "compressed" not in reasons(check_photo(photo))  # an array: no file, no JPEG check
+    heavy = check_photo(photo, jpeg_quality=50)
+    assert heavy.verdict == "fail" and "heavily compressed" in reasons(heavy)
+    assert heavy.measures["jpeg_quality"] == 50
+    mild = check_photo(photo, jpeg_quality=85)
+    assert mild.verdict == "warn" and "compressed photo (JPEG)" in reasons(mild)
+    assert "compressed" not in reasons(check_photo(photo, jpeg_quality=95))
+
+
+def test_jpeg_quality_of_a_large_photo_is_not_judged(skin_photos: list[np.ndarray]) -> None:
+    # a 1024-px photo is reduced 4x to the working size: its 8-px blocks become 2-px ripples
+    big = cv2.resize(skin_photos[0], (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    check = check_photo(big, work_size=256, jpeg_quality=50)
+    assert "jpeg_quality" not in check.measures and "compressed" not in reasons(check)
+    assert "heavily compressed" in reasons(check_photo(big[:300, :300], work_size=256, jpeg_quality=50))
+
+
+def test_a_grainy_photo_fails_noise(skin_photos: list[np.ndarray]) -> None:
+    rng = np.random.default_rng(0)
+    for clean in skin_photos[:4]:
+        assert "grain" not in reasons(check_photo(clean))
+        grainy = np.clip(clean + rng.normal(0, 8, clean.shape), 0, 255).astype(np.uint8)
+        check = check_photo(grainy)
+        assert check.verdict == "fail" and any("grainy" in r for r in check.reasons), reasons(check)
+        assert check.measures["noise"] > 2 * check_photo(clean).measures["noise"]
