@@ -175,7 +175,16 @@ def evaluate_indices(net: DermSevNet, cache: CachedExamples, indices: list[int],
     return out
 
 
-def _criterion(metrics: dict) -> float:
+SELECT_BY = ("pixel_mae", "worst_qwk")
+
+
+def _criterion(metrics: dict, select_by: str = "pixel_mae") -> float:
+    """Lower is better. pixel_mae: the mean pixel MAE (image MAE without masks); worst_qwk: minus
+    the lowest image-label QWK over the signs (the label a clinician reads, for the weakest sign)."""
+    if select_by == "worst_qwk":
+        qwks = [v["qwk"] for v in metrics["per_sign"].values() if v.get("qwk") is not None]
+        if qwks:
+            return -float(min(qwks))
     m = metrics["mean"]
     v = m["pixel_mae"] if m["pixel_mae"] is not None else m["image_mae"]
     return float("inf") if v is None else float(v)
@@ -283,7 +292,7 @@ def fit(
                 break
         distributed.sync_buffers(net, dist)
         metrics = evaluate_indices(net, cache, val_idx, precision, dist=dist)
-        crit = _criterion(metrics)
+        crit = _criterion(metrics, cfg.select_by)
         train_loss, res.images_per_s = distributed.epoch_stats(float(np.sum(losses)), len(losses), seen, busy, dist)
         res.history.append({"epoch": epoch + 1, "train_loss": train_loss,
                             "val": metrics["mean"],

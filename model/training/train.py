@@ -30,7 +30,7 @@ from model.nets.modeldir import library_versions, load_network, save_model_dir
 from model.nets.unet import DermSevNet, NetConfig
 from model.training import distributed
 from model.training.distributed import Dist
-from model.training.fit import LR_SCHEDULES, FitResult, fit
+from model.training.fit import LR_SCHEDULES, SELECT_BY, FitResult, fit
 
 SUPERVISION = ("auto", "pixel", "image")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -65,6 +65,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_frac: float = 0.05
     patience: int = 8
+    # What the best epoch (and early stopping) is judged by on the validation split: the mean
+    # pixel MAE, or the weakest sign's image-label QWK ("worst_qwk": the labels a clinician reads).
+    select_by: str = "pixel_mae"
     # Early stopping only once this share of the run (epochs, or the clock) is done.
     min_progress: float = 0.5
     # FiLM at every encoder level: on the deepest features alone, age and sex changed nothing
@@ -117,6 +120,7 @@ class TrainConfig:
             (self.mil_pool in MIL_METHODS, f"--mil-pool must be one of {list(MIL_METHODS)}"),
             (self.augment in AUGMENT_MODES, f"--augment must be one of {list(AUGMENT_MODES)}"),
             (self.lr_schedule in LR_SCHEDULES, f"--lr-schedule must be one of {list(LR_SCHEDULES)}"),
+            (self.select_by in SELECT_BY, f"select_by must be one of {list(SELECT_BY)}"),
             (self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}"),
             (self.mixing in ("auto", "on", "off"), "mixing must be auto, on or off"),
             (self.skin_head in ("auto", "on", "off"), "skin_head must be auto, on or off"),

@@ -44,3 +44,27 @@ def test_schedule_warms_up_then_anneals_by_steps_or_clock() -> None:
     assert schedule_factor(20, 100, 10, clock=0.5) == pytest.approx(0.5)
     assert schedule_factor(20, 100, 10, clock=1.3) == pytest.approx(0.0, abs=1e-12)
     assert schedule_factor(80, 100, 10, clock=0.1) == pytest.approx(schedule_factor(80, 100, 10))
+
+
+def test_select_by_worst_qwk_prefers_the_epoch_whose_weakest_sign_reads_best() -> None:
+    from model.training.fit import _criterion
+
+    def metrics(pixel_mae: float, qwks: list[float | None]) -> dict:
+        return {"mean": {"pixel_mae": pixel_mae, "image_mae": 0.2},
+                "per_sign": {f"s{k}": {"qwk": q} for k, q in enumerate(qwks)}}  # fmt: skip
+
+    sharper = metrics(0.12, [0.95, 0.83, 0.93])  # better pixels, one weak sign
+    balanced = metrics(0.13, [0.91, 0.87, 0.90])
+    assert _criterion(sharper) < _criterion(balanced)  # the default: pixel MAE
+    assert _criterion(balanced, "worst_qwk") < _criterion(sharper, "worst_qwk")
+    assert _criterion(balanced, "worst_qwk") == pytest.approx(-0.87)
+    # no image labels (QWK undefined): falls back to the pixel MAE
+    assert _criterion(metrics(0.2, [None, None, None]), "worst_qwk") == pytest.approx(0.2)
+
+
+def test_select_by_setting_is_checked() -> None:
+    from model.errors import DermsevError
+    from model.training.train import TrainConfig
+
+    with pytest.raises(DermsevError, match="select_by must be one of"):
+        TrainConfig(select_by="val_loss")
