@@ -44,6 +44,9 @@ def test_table_shows_the_back_to_back_ratio_when_measured():
          "10_b2b_s": 10.0, "10_b2b_ratio": 1.2, "report_bytes": 500_000}  # fmt: skip
     text = bench_load.table(r)
     assert "the same 10 scorings back to back: wall time" in text and "10.0 s |" in text
+    assert "same browser" not in text  # not measured
+    text = bench_load.table({**r, "cached_load_s": 0.9})
+    assert "warm page load, same browser: scripts cached (median of 3)" in text and "0.9 s |" in text
     assert "| 10 sessions: wall / back to back" in text and "1.20 |" in text
 
 
