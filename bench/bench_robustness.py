@@ -110,13 +110,16 @@ def measure(score, imgs: list[np.ndarray], truth: np.ndarray) -> dict:
         out["rows"].append({"kind": kind, "step": step, "median": med, "p95": p95, "n": int(keep.sum()),
                             "excluded": int((~keep).sum()), "median_all": np.median(d_all, 0),
                             "p95_all": np.percentile(d_all, 95, 0), "big": big.sum(0), "toggles": toggles.sum(0),
-                            "met": bool(len(d) and med.max() <= MEDIAN_TARGET and p95.max() <= P95_TARGET)})
+                            "met": bool(len(d) and med.max() <= MEDIAN_TARGET and p95.max() <= P95_TARGET),
+                            "outside": not len(d)})  # the gate passes none: no score reaches a clinician unwarned
     return out
 
 
 def table(name: str, res: dict, signs: list[str]) -> list[str]:
     met = sum(r["met"] for r in res["rows"])
-    lines = [f"### {name}", "", f"Target met under {met} of {len(res['rows'])} perturbations. "
+    outside = sum(r["outside"] for r in res["rows"])
+    lines = [f"### {name}", "", f"Target met under {met} of {len(res['rows'])} perturbations; "
+             f"{outside} lie wholly outside the gate's pass range (it passes none of their photos). "
              f"Cells: median / 95th percentile of |score change| (0..3) over the photos the gate passes, "
              "**bold** where over the target.", "",
              "| perturbation | " + " | ".join(signs) + " | photos counted (excluded) | changes > 0.3 (sign appears or "
@@ -136,12 +139,13 @@ def table(name: str, res: dict, signs: list[str]) -> list[str]:
 def summary(results: dict, signs: list[str]) -> list[str]:
     """Per sign: over the perturbations the balance cannot touch as well, the share of large
     changes that are a sign appearing or vanishing."""
-    lines = ["| white balance | perturbations meeting the target | " + " | ".join(
+    lines = ["| white balance | perturbations meeting the target (outside the gate's pass range) | " + " | ".join(
         f"{s}: changes > 0.3 (appear/vanish)" for s in signs) + " |", "|---|---|" + "---|" * len(signs)]
     for name, res in results.items():
         big = np.sum([r["big"] for r in res["rows"]], axis=0)
         tog = np.sum([r["toggles"] for r in res["rows"]], axis=0)
-        lines.append(f"| {name} | {sum(r['met'] for r in res['rows'])} of {len(res['rows'])} | "
+        lines.append(f"| {name} | {sum(r['met'] for r in res['rows'])} of {len(res['rows'])} "
+                     f"({sum(r['outside'] for r in res['rows'])}) | "
                      + " | ".join(f"{b} ({t})" for b, t in zip(big, tog, strict=True)) + " |")
     return lines
 
