@@ -15,7 +15,7 @@ original size against the model's working size. The checks and their measures (`
 | too small | `scale`: longest side of the original / the model's working size | below `Limits.scale`, or a side under MIN_SIDE px |
 | blur | `sharpness`: variance of the Laplacian of the grey image (0..255) | below `Limits.sharpness` |
 | exposure | `brightness` (median L*), `highlights` / `shadows` (fraction of pixels clipped: every channel >= 0.98 / <= 0.02) | outside `Limits.dark` / `bright`, above `Limits.clipped` |
-| noise | `noise`: grey-level standard deviation of the flattest tenth of the photo (Immerkaer) | above `Limits.noise` |
+| noise | `noise`: grey-level standard deviation of the flattest tenth of the photo (Immerkaer), on photos at least the model's working size | above `Limits.noise` |
 | JPEG compression | `jpeg_quality`: the file's JPEG quality (1..100, from its quantisation tables, `model.data.io.jpeg_quality`), judged on a photo stored at up to 1.5x the model's working size (a larger one is reduced, and its compression artefacts with it) | below `Limits.jpeg_quality` |
 | colour cast | `cast`: how far the photo's median (a*, b*) lies outside the skin-photo range, in a*/b* units | above `Limits.cast` |
 | not skin | `skin_fraction` (model/data/skin.py), `structure` (large-scale outlines), `colourful` (95th-percentile chroma) | too little skin, too much structure, no colour |
@@ -166,7 +166,10 @@ def measure(image: np.ndarray, full_size: tuple[int, int] | None = None,
     rgb = rgb_of(work, channels)
     if min(work.shape[:2]) >= 8:
         m["sharpness"] = float(cv2.Laplacian(grey * 255, cv2.CV_32F).var())
-    if (level := noise_level(grey)) is not None:
+    # grain is judged on photos at least the model's working size: a smaller one is enlarged
+    # (which smooths grain), and reducing a photo packs its fine texture into a few pixels,
+    # where it reads as grain; the size check speaks for small photos
+    if m["scale"] >= 1 and (level := noise_level(grey)) is not None:
         m["noise"] = level
     # JPEG artefacts are judged where the model sees them: on a photo stored at about its working
     # size (a photo several times larger is reduced, and its 8-px blocks with it)

@@ -201,3 +201,11 @@ def test_a_grainy_photo_fails_noise(skin_photos: list[np.ndarray]) -> None:
         check = check_photo(grainy)
         assert check.verdict == "fail" and any("grainy" in r for r in check.reasons), reasons(check)
         assert check.measures["noise"] > 2 * check_photo(clean).measures["noise"]
+
+
+def test_grain_is_not_judged_on_a_photo_smaller_than_the_working_size(skin_photos: list[np.ndarray]) -> None:
+    # halving a photo packs its texture into fewer pixels, where it would read as grain
+    small = cv2.resize(skin_photos[0], (128, 128), interpolation=cv2.INTER_AREA)
+    check = check_photo(small, work_size=256)
+    assert "noise" not in check.measures and "grain" not in reasons(check)
+    assert "noise" in check_photo(small, work_size=128).measures
