@@ -15,7 +15,7 @@ original size against the model's working size. The checks and their measures (`
 | too small | `scale`: longest side of the original / the model's working size | below `Limits.scale`, or a side under MIN_SIDE px |
 | blur | `sharpness`: variance of the Laplacian of the grey image (0..255) | below `Limits.sharpness` |
 | exposure | `brightness` (median L*), `highlights` / `shadows` (fraction of pixels clipped: every channel >= 0.98 / <= 0.02) | outside `Limits.dark` / `bright`, above `Limits.clipped` |
-| noise | `noise`: grey-level standard deviation of the flattest tenth of the photo (Immerkaer), on photos at least the model's working size | above `Limits.noise` |
+| noise | `noise`: grey-level standard deviation of the flattest tenth of the photo (Immerkaer), on photos at least the model's working size and 128 px a side | above `Limits.noise` |
 | JPEG compression | `jpeg_quality`: the file's JPEG quality (1..100, from its quantisation tables, `model.data.io.jpeg_quality`), judged on a photo stored at up to 1.5x the model's working size (a larger one is reduced, and its compression artefacts with it) | below `Limits.jpeg_quality` |
 | colour cast | `cast`: how far the photo's median (a*, b*) lies outside the skin-photo range, in a*/b* units | above `Limits.cast` |
 | not skin | `skin_fraction` (model/data/skin.py), `structure` (large-scale outlines), `colourful` (95th-percentile chroma) | too little skin, too much structure, no colour |
@@ -200,9 +200,10 @@ def noise_level(grey: np.ndarray, tile: int = 16) -> float | None:
     """Sensor noise, as a standard deviation in 0..255 grey levels: Immerkaer's estimator
     (a 3x3 mask that cancels edges and smooth gradients) on tile x tile tiles, the 10th
     percentile of the tiles, so that texture and edges (most tiles of a skin photo) do not
-    count as noise. None on a photo too small to tile."""
+    count as noise. None on a photo of fewer than 8 x 8 tiles (128 px a side): too few to hold a
+    flat one, and a small photo packs its texture into a few pixels, where it reads as grain."""
     h, w = grey.shape
-    if min(h, w) < 2 * tile + 2:
+    if min(h, w) < 8 * tile:
         return None
     r = np.abs(cv2.filter2D(grey.astype(np.float32) * 255, cv2.CV_32F, _IMMERKAER))[1:-1, 1:-1]
     th, tw = r.shape[0] // tile, r.shape[1] // tile

@@ -209,3 +209,8 @@ def test_grain_is_not_judged_on_a_photo_smaller_than_the_working_size(skin_photo
     check = check_photo(small, work_size=256)
     assert "noise" not in check.measures and "grain" not in reasons(check)
     assert "noise" in check_photo(small, work_size=128).measures
+
+
+def test_grain_is_not_judged_on_a_photo_of_under_128_px(skin_photos: list[np.ndarray]) -> None:
+    small = cv2.resize(skin_photos[0], (96, 96), interpolation=cv2.INTER_AREA)
+    assert "noise" not in check_photo(small, work_size=96).measures
