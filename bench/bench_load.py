@@ -100,20 +100,23 @@ class RssSampler(threading.Thread):
 def cpu_now(server_pid: int) -> tuple[float, float]:
     """CPU seconds used so far by the server process, and by the whole machine (every process:
     server, chromium, the Playwright driver, this script), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stat = Path(f"/proc/{server_pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    server = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    server = process_cpu(Path(f"/proc/{server_pid}/stat").read_text())
     cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    busy = sum(int(cpu[i]) for i in (0, 1, 2, 5, 6, 7)) / tick  # user nice system irq softirq steal
+    busy = sum(int(cpu[i]) for i in (0, 1, 2, 5, 6, 7)) / os.sysconf("SC_CLK_TCK")  # user nice system irq softirq steal
     return server, busy
+
+
+def process_cpu(stat: str) -> float:
+    """CPU seconds (user + system) of one process, from the text of its /proc/PID/stat."""
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def cpu_by_process(server_pid: int) -> dict[str, float]:
     """CPU seconds used so far by each kind of process that is alive now: the server, chromium's
     renderers (one per page), its GPU process (software compositing here), its other processes,
     the Playwright driver (node) and this script."""
-    tick, me = os.sysconf("SC_CLK_TCK"), os.getpid()
+    me = os.getpid()
     out: dict[str, float] = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -134,8 +137,7 @@ def cpu_by_process(server_pid: int) -> dict[str, float]:
             kind = "playwright driver"
         else:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[kind] = out.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        out[kind] = out.get(kind, 0.0) + process_cpu(stat)
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from model.data.augment import jpeg_encode
 from model.data.colour import to_linear, to_srgb
 
 
@@ -22,11 +23,8 @@ def relight(img: np.ndarray, gains: float | np.ndarray) -> np.ndarray:
 
 def jpeg_file(img: np.ndarray, quality: int) -> bytes:
     """The JPEG file at `quality` (OpenCV's encoder, 4:2:0): decoded, its pixels are those of
-    training's JPEG augmentation (model.data.augment.jpeg_round_trip)."""
-    ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return buf.tobytes()
+    training's JPEG augmentation (model.data.augment.jpeg_round_trip, the same encoder)."""
+    return jpeg_encode(img, quality).tobytes()
 
 
 def noise(img: np.ndarray, sd: float, seed: int) -> np.ndarray:

@@ -61,10 +61,18 @@ class RGBJitter(A.ImageOnlyTransform):
         return ("brightness", "contrast", "saturation")
 
 
-def jpeg_round_trip(rgb: np.ndarray, quality: int) -> np.ndarray:
-    """A JPEG round trip of an (H, W, 3) uint8 RGB image at `quality` (OpenCV's encoder, 4:2:0)."""
+def jpeg_encode(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """The JPEG file of an (H, W, 3) uint8 RGB image at `quality` (OpenCV's encoder, 4:2:0), as a
+    uint8 buffer."""
     ok, buf = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf
+
+
+def jpeg_round_trip(rgb: np.ndarray, quality: int) -> np.ndarray:
+    """A JPEG round trip of an (H, W, 3) uint8 RGB image at `quality` (`jpeg_encode`, decoded)."""
+    return cv2.imdecode(jpeg_encode(rgb, quality), cv2.IMREAD_COLOR)[:, :, ::-1].copy()
 
 
 def _rgb_uint8(img: np.ndarray) -> np.ndarray:

@@ -326,10 +326,14 @@ class Predictor:
 
     def decode(self, source: ImageSource, name: str | None = None) -> tuple[np.ndarray, tuple[int, int]]:
         """Decode + EXIF orientation -> ((H', W', C) image, full (H, W)); large JPEGs in draft mode."""
+        return self._decode(source, name)[:2]
+
+    def _decode(self, source: ImageSource, name: str | None = None):
+        """`decode`, and the file's JPEG quality (None when not a JPEG) for the photo checks."""
         decoded, full = self.read_file(source, name)
         img = self.orient(decoded, name)
         full = full or img.shape[:2]
-        return img, (int(full[0]), int(full[1]))
+        return img, (int(full[0]), int(full[1])), imageio.jpeg_quality(decoded)
 
     def to_working(self, img: np.ndarray) -> np.ndarray:
         """(H, W, C) any dtype -> (h, w, C) float32 on 0..1, longest side = working size.
@@ -382,9 +386,7 @@ class Predictor:
                 neutral_box: tuple[float, float, float, float] | None = None) -> Prepared:
         """Decode, orient, white-balance, resize to the working size, check and pad: one photo
         ready for `forward`. white_balance, neutral_box: as in `predict`."""
-        decoded, full = self.read_file(source, name)
-        img = self.orient(decoded, name)
-        full = (int(full[0]), int(full[1])) if full else (int(img.shape[0]), int(img.shape[1]))
+        img, full, quality = self._decode(source, name)
         taken = img
         img, wb = self.balance(img, full, white_balance, neutral_box, name)
         x = self.to_working(img)
@@ -396,7 +398,7 @@ class Predictor:
         # the balance removes is no reason to warn, so the cast check is off when it balances.
         limits = LIMITS if wb["method"] == "none" else NO_CAST
         check = check_photo(taken, full_size=full, channels=self.channels, work_size=self.size, limits=limits,
-                            jpeg_quality=imageio.jpeg_quality(decoded))
+                            jpeg_quality=quality)
         return Prepared(img, self.pad(x), (int(x.shape[0]), int(x.shape[1])), full, check, {"white_balance": wb})
 
     # -- the model ------------------------------------------------------------------------
