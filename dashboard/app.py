@@ -67,15 +67,33 @@ def sidebar(store):
     return predictor, legend_slot
 
 
-def colour_legend(slot, predictor):
-    """The sidebar's legend of the overlay colours, drawn at the end of the script run.
+# Seconds after a session's first page before its colour legend is drawn (see colour_legend).
+LEGEND_DELAY_S = 1.5
 
-    It also makes the browser load the chart library (4.7 MB) while the form is being filled
-    in, instead of when the first overlay arrives (~10 s on a slow machine). Drawn last, so
-    that the form's own widgets are fetched first and the page is ready sooner.
+
+def colour_legend(slot, predictor):
+    """The sidebar's legend of the overlay colours, drawn from the page's second script run on.
+
+    The legend is the page's first plotly chart: drawing it makes the browser fetch and
+    evaluate plotly.js (4.7 MB, about half a second of a 2-core machine's browser) and set up
+    its chart element, which the first overlay then does not wait for. Drawn on the first page,
+    it delayed the form by that much. So the first run of a session leaves the slot empty and
+    asks for one more run LEGEND_DELAY_S later (a fragment that reruns the app once); any run
+    after the first, that one or the upload's, draws the legend.
     """
-    legend = charts.legend_figure(predictor.thresholds, predictor.max_score, predictor.label_names)
-    slot.plotly_chart(legend, key="legend", config={"displayModeBar": False})
+    s = st.session_state
+    if s.get("page_drawn"):
+        legend = charts.legend_figure(predictor.thresholds, predictor.max_score, predictor.label_names)
+        slot.plotly_chart(legend, key="legend", config={"displayModeBar": False})
+        return
+
+    @st.fragment(run_every=LEGEND_DELAY_S)
+    def draw_legend_soon():
+        if st.session_state.get("page_drawn"):  # a timed run, not the one inside this script run
+            st.rerun()
+
+    draw_legend_soon()
+    s.page_drawn = True
 
 
 def open_store():

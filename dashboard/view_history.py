@@ -34,8 +34,15 @@ def history_view(store: HistoryStore, current: str = "", user: User = LOCAL_USER
         st.info("No saved visits yet. Score photos, then press **Save to history**.")
         return
     current = current.strip()
-    who = st.selectbox("Patient", patients, key="history_patient",
-                       index=patients.index(current) if current in patients else 0)  # fmt: skip
+    # No patient is shown until one is chosen (or is the one being assessed): opening the page
+    # must not show, nor log as viewed, whichever patient sorts first.
+    who = st.selectbox("Patient", patients, key="history_patient", placeholder="Choose a patient",
+                       index=patients.index(current) if current in patients else None)  # fmt: skip
+    if who is None:
+        n = len(patients)
+        st.caption(f"{n} patient{'s' if n != 1 else ''} with saved visits. Choose one to see their visits, "
+                   "or type their pseudonym on the Assessment tab.")  # fmt: skip
+        return
     viewed = st.session_state.setdefault("audit_viewed", set())
     if who not in viewed:  # one "view" entry per patient and session, not one per rerun
         audit.record(store.engine, user.name, "view", pseudonym=who, detail="history")

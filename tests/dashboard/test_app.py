@@ -125,6 +125,18 @@ def _figures(app) -> dict[str, dict]:
     }
 
 
+def test_the_first_page_draws_no_chart_and_the_next_run_draws_the_legend(app):
+    """A session's first page has no plotly chart (its form is ready sooner without the chart
+    library); the next run (timed, or the upload's) draws the colour legend."""
+    fresh = AppTest.from_file(APP, default_timeout=30).run()  # a new session
+    assert not fresh.exception
+    assert not fresh.get("plotly_chart")
+    assert fresh.text_input(key="pseudonym") is not None  # the form is there
+    fresh.run()
+    assert not fresh.exception
+    assert [c.key for c in fresh.sidebar.get("plotly_chart")] == ["legend"]
+
+
 @pytest.mark.parametrize("fake_predictor", [4.0], indirect=True)
 def test_score_ranges_follow_the_model(app):
     """A model scoring 0..4: legend, overlays, score column, captions and trend say 0..4."""

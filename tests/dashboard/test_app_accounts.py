@@ -82,6 +82,10 @@ def test_reviewer_reads_history_only(start, tmp_path, make_assessment):
     at = start("local")
     _sign_in(at, "rev", PASSWORD)
     assert [t.label for t in at.tabs] == ["History"]
+    # Opening the page shows no patient, and logs no view, until one is chosen.
+    assert not at.dataframe and at.selectbox(key="history_patient").value is None
+    assert audit.entries(store.engine, action="view").empty
+    at.selectbox(key="history_patient").set_value("PT-0042").run()
     assert at.dataframe and not [b for b in at.button if b.key == "erase"]
     views = audit.entries(store.engine, action="view")
     assert list(views.actor) == ["rev"] and list(views.pseudonym) == ["PT-0042"]

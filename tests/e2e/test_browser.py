@@ -171,6 +171,14 @@ def test_upload_score_download_save(page: Page, streamlit_server, skin_photo, tm
     print(f"upload to overlay and table: {upload_to_overlay:.1f} s")
 
 
+def test_the_legend_comes_after_the_form_without_a_click(page: Page, streamlit_server):
+    """The first page's form comes without the chart library; a timed rerun then draws the
+    colour legend (a plotly chart) on a page nobody touched."""
+    page.goto(streamlit_server)
+    expect(page.locator('[data-testid="stFileUploaderDropzoneInput"]')).to_be_attached(timeout=LOAD)
+    expect(page.locator(".st-key-legend .main-svg").first).to_be_visible(timeout=LOAD)
+
+
 def test_lasso_on_the_photo_corrects_the_skin_mask(page: Page, streamlit_server, skin_photo):
     """A lasso drawn with the mouse over the mask editor's photo excludes that region from the
     skin: plotly's selection reaches the page and the score table is recomputed."""
