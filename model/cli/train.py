@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # TrainConfig fields that have a flag (the rest are set in a --config file)
 FLAGS = ["epochs", "max_minutes", "image_size", "crop_size", "encoder", "batch_size", "folds", "seed", "lr",
-         "lr_schedule", "supervision", "mil_pool", "augment", "film", "mixing", "precision", "half_weights", "sync_batchnorm"]
+         "lr_schedule", "supervision", "mil_pool", "augment", "white_balance", "film", "mixing", "precision", "half_weights", "sync_batchnorm"]
 
 
 def add_parser(sub) -> None:
@@ -20,6 +20,8 @@ def add_parser(sub) -> None:
     t.add_argument("--supervision", choices=["auto", "pixel", "image"])
     t.add_argument("--mil-pool", choices=["mean", "max", "lse", "noisy-and"])
     t.add_argument("--augment", choices=["none", "flips", "geometric", "full", "photo"])
+    t.add_argument("--white-balance", choices=["none", "grey-world"],
+                   help="balance the training photos as predict does by default (grey-world); default none")
     t.add_argument("--film", choices=["none", "deepest", "all"])
     t.add_argument("--mixing", choices=["auto", "on", "off"])
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="fp16: CUDA only, with a grad scaler")

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-from model.data import augment
+from model.data import augment, colour
 from model.data.dataset import DatasetSpec, Record, load_example, load_skin
 from model.data.io import IGNORE, resize
 from model.data.patient import encode_tabular
@@ -47,6 +47,13 @@ class CachedExamples:
             img, masks = _resize_longest(img, masks, size)
             self.images.append(img.astype(np.float16))
             self.masks.append(masks)
+
+    def balance(self, method: str, reference, rgb) -> None:
+        """White-balance every cached image in place (model/data/colour.py `balance`), as the
+        predictor does before scoring: reference, (3,) chromaticity; rgb, the colour planes."""
+        for k, img in enumerate(self.images):
+            out, _ = colour.balance(img.astype(np.float32), method, reference, rgb=rgb)
+            self.images[k] = out.astype(np.float16)
 
     def channel_stats(self) -> tuple[list[float], list[float]]:
         """Per-channel mean and std over all cached pixels (for input normalisation)."""

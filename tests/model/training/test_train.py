@@ -267,11 +267,54 @@ def test_severity_dataset_items(synth_dataset: Path) -> None:
         ({"augment": "heavy"}, "--augment"),
         ({"precision": "fp8"}, "precision"),
         ({"max_minutes": 0}, "--max-minutes"),
+        ({"white_balance": "patch"}, "white_balance must be none or grey-world"),
     ],
 )
 def test_train_config_ill_args(kwargs: dict, expected: str) -> None:
     with pytest.raises(DermsevError, match=expected):
         TrainConfig(**kwargs)
+
+
+def test_cache_balance_moves_every_photo_onto_the_reference(synth_dataset: Path) -> None:
+    from model.data import colour
+
+    ds = load_dataset(synth_dataset)
+    cache = CachedExamples(ds.records, ds.spec, 64)
+    ref = colour.chromaticity(np.array(colour.reference_for_channels(cache.images, ds.spec.channels)["rgb"]))
+
+    def off() -> np.ndarray:  # each photo's colour statistic against the reference, per photo
+        chroma = np.stack([colour.chromaticity(colour.photo_statistic(im.astype(np.float32))) for im in cache.images])
+        return np.abs(chroma - ref).max(axis=1)
+
+    before = off()
+    cache.balance("grey-world", ref, (0, 1, 2))
+    after = off()
+    assert before.max() > 0.2  # the generator's photos differ in colour
+    # onto it, but for photos whose brightest parts the gains push into clipping
+    assert np.median(after) < np.median(before) / 10 and np.mean(after > 0.05) <= 0.25
+    assert all(im.dtype == np.float16 and im.shape[-1] == 3 for im in cache.images)
+
+
+def test_training_on_balanced_photos_keeps_the_reference_and_normalises_the_balanced_photos(
+        synth_dataset: Path, tmp_path: Path) -> None:
+    configs = {}
+    for wb in ("none", "grey-world"):
+        train(synth_dataset, tmp_path / wb, TrainConfig(**TINY, epochs=1, white_balance=wb), progress=False)
+        configs[wb] = json.loads((tmp_path / wb / "config.json").read_text())
+    plain, balanced = configs["none"], configs["grey-world"]
+    # the reference that predict balances towards is taken on the photos as they are
+    assert balanced["input"]["white_reference"] == plain["input"]["white_reference"]
+    # ... and the network's input normalisation on the photos it trained on, balanced
+    assert not np.allclose(balanced["input"]["mean"], plain["input"]["mean"], atol=1e-4)
+    assert balanced["training"]["settings"]["white_balance"] == "grey-world"
+
+
+def test_balancing_needs_colour_channels(dataset_writer, tmp_path: Path) -> None:
+    w = dataset_writer(channels=("uv",))
+    w.add("a", size=(64, 64))
+    w.add("b", size=(64, 64))
+    with pytest.raises(DermsevError, match="white_balance grey-world: needs red, green and blue"):
+        train(w.write(), tmp_path / "m", TrainConfig(**TINY, epochs=1, white_balance="grey-world"), progress=False)
 
 
 def test_train_config_from_file(tmp_path: Path) -> None:
