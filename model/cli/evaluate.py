@@ -15,7 +15,8 @@ def format_table(result: dict, confusion: dict, label_names: list[str]) -> str:
         return "    -" if v is None else f"{v:5.3f}"
 
     head = f"{'sign':18s} " + " ".join(f"{k:>14s}" for k in METRIC_KEYS)
-    lines = [f"{result['n_images']} images ({result['split']} split)", head]
+    how = f"white balance {result.get('white_balance', 'none')}" + (", flips averaged (TTA)" if result.get("tta") else "")
+    lines = [f"{result['n_images']} images ({result['split']} split; {how})", head]
     for name, m in [*result["per_sign"].items(), ("mean", result["mean"])]:
         lines.append(f"{name:18s} " + " ".join(f"{f(m[k]):>14s}" for k in METRIC_KEYS))
     if "by_fitzpatrick" in result:
@@ -36,12 +37,13 @@ def format_table(result: dict, confusion: dict, label_names: list[str]) -> str:
     return "\n".join(lines)
 
 
-def evaluate_cli(model_dir, dataset: str, split: str, json_out: str | None, seed: int | None = None) -> None:
+def evaluate_cli(model_dir, dataset: str, split: str, json_out: str | None, seed: int | None = None,
+                 tta: bool = False, white_balance: str | None = None) -> None:
     from model.inference import load_model
     from model.scoring.evaluate import evaluate
 
-    predictor = load_model(model_dir)
-    result, confusion = evaluate(predictor, dataset, split, seed=seed, progress=True)
+    predictor = load_model(model_dir, white_balance=white_balance)
+    result, confusion = evaluate(predictor, dataset, split, seed=seed, progress=True, tta=tta)
     print(format_table(result, confusion, predictor.label_names))
     if json_out:
         result = {**result, "confusion": confusion, "model": predictor.info["name"]}
@@ -57,7 +59,11 @@ def add_parser(sub) -> None:
     e.add_argument("--json", dest="json_out")
     e.add_argument("--seed", type=int, help="split seed when the manifest has no split column "
                    "(default: the seed the model was trained with)")
+    e.add_argument("--tta", action="store_true", help="average each image over flips, as the dashboard does")
+    e.add_argument("--white-balance", choices=["none", "grey-world"],
+                   help="as predict (default: the model's, grey-world when it stores a reference)")
 
 
 def run(args) -> None:
-    evaluate_cli(resolve_model(args.model_dir), args.dataset, args.split, args.json_out, args.seed)
+    evaluate_cli(resolve_model(args.model_dir), args.dataset, args.split, args.json_out, args.seed,
+                 args.tta, args.white_balance)

@@ -18,8 +18,11 @@ from model.errors import DermsevError
 from model.scoring.metrics import SignAccumulator, SkinDice, mean_over_signs
 
 
-def evaluate(predictor: Any, dataset_dir: str | Path, split: str = "test", seed: int | None = None, progress: bool = False) -> tuple[dict, dict]:
+def evaluate(predictor: Any, dataset_dir: str | Path, split: str = "test", seed: int | None = None, progress: bool = False,
+             tta: bool = False) -> tuple[dict, dict]:
     """Returns (SPEC's JSON dict, confusion matrices {sign: (L, L) list}) for one split.
+
+    tta: score each image as the dashboard does by default, averaged over flips.
 
     seed: split seed for rows without a `split` column; default the model's training seed and
     fractions, so "test" is the split training held out (not images it trained on).
@@ -39,7 +42,7 @@ def evaluate(predictor: Any, dataset_dir: str | Path, split: str = "test", seed:
         it = tqdm(recs, desc="evaluate", leave=False)
     skin = SkinDice()  # the photo's skin (what the affected area is a fraction of) vs skin_mask
     for rec in it:
-        res = predictor.predict(rec.image, age=rec.age, sex=rec.sex, name=f"id {rec.id}")
+        res = predictor.predict(rec.image, age=rec.age, sex=rec.sex, name=f"id {rec.id}", tta=tta)
         maps = res.maps.astype(np.float32)
         if rec.skin_mask is not None and res.skin is not None:
             truth = load_skin(rec, res.skin.shape)
@@ -54,7 +57,8 @@ def evaluate(predictor: Any, dataset_dir: str | Path, split: str = "test", seed:
             for g in groups:
                 g[sign].add(maps[k], mask, res.scores[sign], rec.scores[sign])
     per_sign = {s: a.result() for s, a in overall.items()}
-    out = {"n_images": len(recs), "split": split, "per_sign": per_sign, "mean": mean_over_signs(per_sign),
+    out = {"n_images": len(recs), "split": split, "tta": tta, "white_balance": predictor.white_balance,
+           "per_sign": per_sign, "mean": mean_over_signs(per_sign),
            "skin": {"dice": skin.result(), "n_images": skin.n_images}}
     if by_fitz:
         out["by_fitzpatrick"] = {

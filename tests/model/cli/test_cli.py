@@ -183,6 +183,23 @@ def test_evaluate_default_split_is_test(workflow: dict[str, Path]) -> None:
     assert result["split"] == "test" and result["n_images"] == n["test"]
 
 
+def test_evaluate_with_tta_and_white_balance_scores_as_asked(capsys, workflow: dict[str, Path]) -> None:
+    """--tta and --white-balance reach the predictions: each changes the pixel error, and the
+    JSON and the table say how the images were scored."""
+    results = {}
+    for flags in ([], ["--tta"], ["--white-balance", "none"]):
+        out = workflow["root"] / f"eval{'-'.join(flags)}.json"
+        assert main(["evaluate", str(workflow["model"]), str(workflow["data"]), "--split", "all",
+                     "--json", str(out), *flags]) == 0
+        results[" ".join(flags)] = (json.loads(out.read_text()), capsys.readouterr().out)
+    (plain, table), (tta, tta_table), (raw, _) = results.values()
+    assert (plain["tta"], tta["tta"]) == (False, True) and "flips averaged (TTA)" in tta_table
+    assert "TTA" not in table
+    assert plain["white_balance"] == "grey-world" and raw["white_balance"] == "none"
+    assert tta["mean"]["pixel_mae"] != pytest.approx(plain["mean"]["pixel_mae"], abs=1e-6)
+    assert raw["mean"]["pixel_mae"] != pytest.approx(plain["mean"]["pixel_mae"], abs=1e-6)
+
+
 def test_predict_csv_and_maps(workflow: dict[str, Path]) -> None:
     images = sorted((workflow["data"] / "images").glob("*.png"))[:2]
     out, maps = workflow["root"] / "x.csv", workflow["root"] / "maps"
