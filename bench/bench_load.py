@@ -378,9 +378,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.md:
         load = os.getloadavg()
         args.md.write_text(
-            f"# The dashboard under load\n\nMeasured {result['date']} on {result['cpus']} CPU cores shared "
-            f"with other engineers' training and benchmarks (load average {load[0]:.1f} at the end): "
-            "every figure here is slower than on an idle machine.\n\n"
+            f"# The dashboard under load\n\nMeasured {result['date']} on {result['cpus']} CPU cores "
+            f"(load average {load[0]:.1f} at the end, the benchmark's own browser and server included).\n\n"
             f"    .venv/bin/python bench/bench_load.py --sessions {' '.join(map(str, args.sessions))} "
             f"--md {args.md}\n\n{text}\n"
         )  # fmt: skip
