@@ -175,7 +175,7 @@ def train_transform(size: int, mode: str = "full", seed: int | None = None, crop
     if mode not in AUGMENT_MODES:
         raise DermsevError(f"--augment must be one of {list(AUGMENT_MODES)}, got {mode!r}")
     steps = _fit(size)
-    if mode in ("geometric", "full"):
+    if mode in ("geometric", "full", "photo"):
         steps += [
             A.Affine(
                 rotate=(-10, 10),

@@ -198,9 +198,13 @@ def test_jpeg_round_trip_loses_detail_on_rgb_only() -> None:
 def test_photo_mode_degrades_some_samples_and_keeps_masks() -> None:
     import albumentations as A
 
-    names = [t["__class_fullname__"] for t in A.to_dict(train_transform(64, "photo"))["transform"]["transforms"]]
+    def steps(mode: str) -> list[str]:
+        return [t["__class_fullname__"] for t in A.to_dict(train_transform(64, mode))["transform"]["transforms"]]
+
+    names = steps("photo")
     for part in ("RandomRotate90", "LowResolution", "GaussianBlur", "Exposure", "Jpeg"):
         assert any(part in n for n in names), part
+    assert set(steps("full")) < set(names)  # what "full" does (the affine, the flip, the jitter) and more
     img, masks = square_scene(64, 64)
     geo = [apply(train_transform(64, "geometric", seed=s), img, masks) for s in SEEDS]
     photo = [apply(train_transform(64, "photo", seed=s), img, masks) for s in SEEDS]
