@@ -7,14 +7,14 @@ fastest measured on this machine; --threads sets the model's threads, default al
 server), then --photos sessions, each on its own thread, submit one synthetic 512 px JPEG
 (bench_load's photo; all share one working shape; each session its own age and sex) at the
 same moment to a real InferenceQueue, TTA off (--tta: on, as the page's default; each photo is
-then 3 images), in four ways:
+then 4 images), in four ways:
 
     before            the whole photo (decode to summary) as one job in the worker, as the queue
                       ran it before batching
-    one per forward   QueuedPredictor, one photo per forward (max_images 1, or 3 with TTA):
+    one per forward   QueuedPredictor, one photo per forward (max_images 1, or 4 with TTA):
                       decode and summary on the sessions' threads, only the network in the worker
     batched by 2, 4   the same with up to 2 and 4 photos per forward (max_images 2 and 4, or
-                      6 and 12 with TTA; 12 is the queue's default)
+                      8 and 16 with TTA; 16 is the queue's default)
 
 Each row: the median over --repeats rounds (the modes interleaved, after one warm-up round
 each) of the wall time from the common start to the last result; photos per second; forwards
@@ -50,7 +50,7 @@ from model.inference.tta import VIEWS  # noqa: E402
 from model.nets.modeldir import DEMO_DIR  # noqa: E402
 
 # mode: photos per forward (None: the whole photo as one job, as before batching); the queue's
-# max_images is that times the images of one photo (3 views with TTA)
+# max_images is that times the images of one photo (tta.VIEWS with TTA)
 MODES = {"before": None, "one per forward": 1, "batched by 2": 2, "batched by 4": 4}
 
 

@@ -80,7 +80,7 @@ def scorer(predictor, method: str, cfg: colour.GreyWorld | None = None, referenc
            tta: bool = False):
     """f(photos) -> ((n, S) scores, [gate verdicts]) with white balance `method`, or with the
     grey-world design `cfg` applied to the arrays first (the predictor's own balance off);
-    tta: each photo scored as the mean of its three views, as the dashboard does by default."""
+    tta: each photo scored as the mean of its four views (quarter turns), as the dashboard does by default."""
 
     def score(ims: list[np.ndarray]) -> tuple[np.ndarray, list[str]]:
         if cfg is not None:  # a JPEG file is decoded first (its quality is then not checked)
@@ -162,7 +162,7 @@ def main() -> None:
     ap.add_argument("--md", help="write the tables, with the command, to this markdown file")
     ap.add_argument("--model", help="MODEL_DIR to measure (default: the bundled demo model)")
     ap.add_argument("--tta", action="store_true",
-                    help="score with test-time augmentation (three views), as the dashboard does by default")
+                    help="score with test-time augmentation (four quarter-turned views), as the dashboard does by default")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cv2.setNumThreads(1)
@@ -179,7 +179,7 @@ def main() -> None:
     results = {name: measure(fn, imgs, truth) for name, fn in runs.items()}
     which = "demo model" if a.model is None else f"model {a.model}"
     out = [f"{len(imgs)} synthetic photos (seed {a.seed}, 256 px), {which}, backend {predictor.backend}"
-           f"{', test-time augmentation (three views)' if a.tta else ''}. "
+           f"{', test-time augmentation (four quarter-turned views)' if a.tta else ''}. "
            f"Target per sign: median <= {MEDIAN_TARGET}, p95 <= {P95_TARGET}.", "",
            "## What the balance costs on clean photos", "",
            "| white balance | clean photos the gate passes | " + " | ".join(f"image MAE {s}" for s in signs)

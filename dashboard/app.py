@@ -208,7 +208,7 @@ def photo_panel(a, i, photo, predictor):
     right.dataframe(tables.score_table(photo, a.signs), hide_index=True,
                     column_config=score_columns(a))  # fmt: skip
     right.caption(f"Score: typical (median) severity over the affected skin, 0-{a.max_score:g}. "
-                  "Uncertainty: lowest and highest score under flips (test-time augmentation).")  # fmt: skip
+                  "Uncertainty: lowest and highest score over the photo turned by quarter turns (test-time augmentation).")  # fmt: skip
     small = figures.small_multiples(
         shown, photo.maps, a.signs, scores=photo.scores, max_score=a.max_score,
         thresholds=a.thresholds, labels=a.label_names, opacity=opacity,

@@ -7,7 +7,7 @@ set once at load, runs the network for one job at a time, in arrival order.
     q = shared_queue()                       # the process-wide queue (started on first use)
     ticket = q.submit(session_id, "a.jpg", lambda: predictor.predict(data, ...))
     ticket = q.submit_forward(session_id, "a.jpg", predictor, prepared.x, age, sex)  # batchable
-    ticket = q.submit_forward(session_id, "a.jpg", predictor, views, age, sex)  # TTA: (3, C, H, W)
+    ticket = q.submit_forward(session_id, "a.jpg", predictor, views, age, sex)  # TTA: (n, C, H, W)
     q.ahead(ticket)                           # photos queued before it (0 = running or next)
     ticket.result(timeout=...)                # the value, or the exception the job raised
     q.cancel_session(session_id)              # a closed tab: drop its queued photos
@@ -15,16 +15,19 @@ set once at load, runs the network for one job at a time, in arrival order.
 Batching (issue 20, item 1): forwards queued one behind the other on the same predictor with
 the same working shape (Prepared.x.shape) run as one batched `forward_all`, each image with its
 own photo's age and sex; each ticket gets its own rows. A forward is one photo's images: its
-working tensor, or with TTA its three views (`Predictor.tta_views`: as taken, flipped
-left-right, upside down), so photos with and without TTA share a batch.
+working tensor, or with TTA a batch of its views (`Predictor.tta_views`: turned by 0..3 quarter
+turns; a photo that is not square has two batches, one per shape, queued as two forwards), so
+photos with and without TTA share a batch.
 
-The limit, `max_images` (default 12), counts images, not photos: what one forward costs in
+The limit, `max_images` (default 16), counts images, not photos: what one forward costs in
 time and memory is its images. The default holds 4 photos with TTA (the page's default) or
-12 without, or a mix; a photo's views are never split, and a photo larger than the limit
+16 without, or a mix; a photo's views are never split, and a photo larger than the limit
 (max_images 1 and TTA) runs alone. The worker never waits for a batch to fill: it takes what
 is waiting when it is free, so a lone photo is not delayed, and batches form exactly when
 sessions are queueing behind each other. Only a run of consecutive forwards is batched (a
-photo never overtakes an earlier one), so start order stays FIFO. If a batched forward raises,
+photo never overtakes an earlier one), so start order stays FIFO; the one exception is the
+other half of a photo that is not square, stepped over so that the photos behind it can
+join the batch with their own first half (their second halves then batch together next). If a batched forward raises,
 its photos are run again one at a time, so one bad photo fails only its own ticket. `submit`
 jobs (predictors without the split, unknown keywords) run alone.
 
@@ -37,7 +40,7 @@ worker's forward (single-threaded decode, against the model's pool); bench/bench
 measures the result against the whole photo run in the worker ("before").
 
 A job that raises fails only its own ticket; the worker keeps serving. At most `max_pending`
-photos wait (each holds its upload's bytes or its working tensor, three with TTA), so memory
+photos wait (each holds its upload's bytes or its working tensor, four with TTA), so memory
 stays bounded; beyond that a submit raises `QueueFull` with a message for the page. No
 streamlit here: tested without a browser.
 """
@@ -59,7 +62,7 @@ from model.inference import check_age, check_header, check_sex
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 64
-MAX_IMAGES = 12  # one forward's images: 4 photos with TTA (3 views each), or 12 without
+MAX_IMAGES = 16  # one forward's images: 4 photos with TTA (4 views each), or 16 without
 # QueuedPredictor queues only the forward for predictors with these stages (prepare ->
 # forward_all -> from_output; with TTA also tta_views) called with these `predict` keywords
 _SPLIT = ("prepare", "forward_all", "from_output")
@@ -105,8 +108,10 @@ class Ticket:
     """One queued photo: wait on it with `result`; `done` says whether it has finished."""
 
     def __init__(self, seq: int, session: str, name: str, fn: Callable[[], Any] | None = None,
-                 forward: Forward | None = None) -> None:  # fmt: skip
+                 forward: Forward | None = None, photo: int | None = None) -> None:  # fmt: skip
         self.seq, self.session, self.name, self.fn, self.forward = seq, session, name, fn, forward
+        # the photo it is (part of): a photo's TTA views of two shapes are two forwards, one photo
+        self.photo = seq if photo is None else photo
         self._event = threading.Event()
         self._value: Any = None
         self._error: BaseException | None = None
@@ -131,8 +136,9 @@ class Ticket:
 class InferenceQueue:
     """A FIFO of scoring jobs served by one daemon worker thread (see the module docstring).
 
-    max_pending: photos that may wait (beyond: QueueFull); max_images: images one batched
-    forward may hold, a TTA photo counting its 3 views (1: every photo on its own)."""
+    max_pending: forwards that may wait (beyond: QueueFull; with TTA a photo that is not square
+    is two); max_images: images one batched forward may hold, a TTA batch counting its views
+    (1: every photo on its own)."""
 
     def __init__(self, max_pending: int = MAX_PENDING, max_images: int = MAX_IMAGES) -> None:
         if max_pending < 1:
@@ -151,28 +157,37 @@ class InferenceQueue:
     def submit(self, session: str, name: str, fn: Callable[[], Any]) -> Ticket:
         """Queue fn() (one photo's whole scoring) for `session`; returns its ticket at once.
         It runs alone: nothing is batched with it."""
-        return self._put(session, name, fn=fn)
+        return self._put(session, name, [{"fn": fn}])[0]
 
     def submit_forward(self, session: str, name: str, predictor: Any, x: np.ndarray,
                        age: float | None = None, sex: str | None = None) -> Ticket:  # fmt: skip
         """Queue one photo's network forward: x (C, H, W) float32 (`Prepared.x`) or (n, C, H, W)
-        n images of one photo (`Predictor.tta_views`), age, sex (checked; None = unknown). The
-        ticket's value is its rows of `predictor.forward_all`: (S [+ 1], H, W) float32, or
-        (n, S [+ 1], H, W) for n images; it may share a batch with the forwards queued right
-        before or after it."""
-        return self._put(session, name, forward=Forward(predictor, x, age, sex))
+        n images of one photo (`Predictor.tta_views`' batch), age, sex (checked; None =
+        unknown). The ticket's value is its rows of `predictor.forward_all`: (S [+ 1], H, W)
+        float32, or (n, S [+ 1], H, W) for n images; it may share a batch with the forwards
+        queued right before or after it."""
+        return self.submit_forwards(session, name, predictor, [x], age, sex)[0]
 
-    def _put(self, session: str, name: str, **job: Any) -> Ticket:
+    def submit_forwards(self, session: str, name: str, predictor: Any, xs: list[np.ndarray],
+                        age: float | None = None, sex: str | None = None) -> list[Ticket]:  # fmt: skip
+        """`submit_forward` for each of one photo's batches (the views of a photo that is not
+        square come in two shapes), queued together or not at all; `ahead` counts them as one
+        photo."""
+        return self._put(session, name, [{"forward": Forward(predictor, x, age, sex)} for x in xs])
+
+    def _put(self, session: str, name: str, jobs: list[dict]) -> list[Ticket]:
         with self._cond:
             if self._closed:
                 raise Cancelled(f"{name}: the server is shutting down")
-            if len(self._jobs) >= self.max_pending:
-                raise QueueFull(f"{name}: the server is busy ({len(self._jobs)} photos waiting); "
+            if len(self._jobs) + len(jobs) > self.max_pending:
+                raise QueueFull(f"{name}: the server is busy ({len({t.photo for t in self._jobs})} photos waiting); "
                                 "try again in a minute")  # fmt: skip
-            ticket = Ticket(next(self._seq), session, name, **job)
-            self._jobs.append(ticket)
+            tickets: list[Ticket] = []
+            for job in jobs:
+                tickets.append(Ticket(next(self._seq), session, name, **job, photo=tickets[0].seq if tickets else None))
+            self._jobs.extend(tickets)
             self._cond.notify()
-            return ticket
+            return tickets
 
     def ahead(self, ticket: Ticket) -> int:
         """Photos that will be scored before this one: those running and those queued earlier
@@ -180,8 +195,8 @@ class InferenceQueue:
         with self._cond:
             if ticket.done() or ticket in self._running:
                 return 0
-            earlier = sum(1 for t in self._jobs if t.seq < ticket.seq)
-            return earlier + len(self._running)
+            earlier = {t.photo for t in self._jobs if t.seq < ticket.seq}
+            return len((earlier | {t.photo for t in self._running}) - {ticket.photo})
 
     def pending(self) -> int:
         """Photos waiting (not counting those running)."""
@@ -210,17 +225,26 @@ class InferenceQueue:
 
     def _take(self) -> list[Ticket]:
         """The next job, and (for a forward) the forwards right behind it that join its batch.
-        Called with the lock held."""
+        The other half of a photo already in the batch (TTA views of the other shape) is
+        stepped over, so that the next photos' first halves still join; it keeps its place at
+        the head of the queue. Called with the lock held."""
         batch = [self._jobs.popleft()]
         head = batch[0].forward
         if head is None:
             return batch
-        images = len(head.images)
-        while self._jobs and (nxt := self._jobs[0].forward) is not None and head.joins(nxt):
-            images += len(nxt.images)
+        images, passed, photos = len(head.images), 0, {batch[0].photo}
+        while passed < len(self._jobs) and (nxt := self._jobs[passed]).forward is not None:
+            if not head.joins(nxt.forward):
+                if nxt.photo not in photos:
+                    break
+                passed += 1  # a half of a photo in this batch: step over it
+                continue
+            images += len(nxt.forward.images)
             if images > self.max_images:
                 break
-            batch.append(self._jobs.popleft())
+            del self._jobs[passed]
+            batch.append(nxt)
+            photos.add(nxt.photo)
         return batch
 
     def _serve(self) -> None:
@@ -329,9 +353,11 @@ class QueuedPredictor:
         age, sex = check_age(kwargs.get("age")), check_sex(kwargs.get("sex"))  # before decoding
         wb, box = kwargs.get("white_balance"), kwargs.get("neutral_box")
         prepared = p.prepare(image, kwargs.get("name"), wb, box)
-        x = p.tta_views(prepared.x) if tta else prepared.x
-        out = self._wait(q.submit_forward(self._session, name, p, x, age, sex))
-        return p.from_output(prepared, out)
+        if not tta:
+            return p.from_output(prepared, self._wait(q.submit_forward(self._session, name, p, prepared.x, age, sex)))
+        # the views' batches (two for a photo that is not square: one per shape), queued together
+        tickets = q.submit_forwards(self._session, name, p, p.tta_views(prepared.x), age, sex)
+        return p.from_output(prepared, [self._wait(t) for t in tickets])
 
     def _wait(self, ticket: Ticket) -> Any:
         try:

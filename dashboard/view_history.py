@@ -20,7 +20,7 @@ def score_columns(a: Assessment) -> dict:
             format="%.2f", help=tables.score_help(a.max_score, a.label_names)),
         "affected area %": st.column_config.NumberColumn("area %", format="%.1f",
                                                          help="Affected area, % of the skin"),
-        "uncertainty": st.column_config.TextColumn(help="Lowest-highest score under flips"),
+        "uncertainty": st.column_config.TextColumn(help="Lowest-highest score over the photo turned by quarter turns"),
     }  # fmt: skip
 
 

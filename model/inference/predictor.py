@@ -45,7 +45,7 @@ from model.errors import DermsevError
 from model.hardware import native_bf16
 from model.inference import backends
 from model.inference.onnx import config_sha256, file_sha256, onnx_session
-from model.inference.tta import unflip, views
+from model.inference.tta import unview, views
 from model.nets.modeldir import DEMO_DIR, load_network
 from model.scoring.summary import affected_fraction, easi_scores, label_for
 
@@ -453,21 +453,22 @@ class Predictor:
                          tta: bool = False) -> Prediction:
         """Score the output of `prepare` (lets callers decode in parallel threads).
 
-        tta: score the photo's `tta_views` (as taken, flipped left-right, upside down) in one
-        batch; the map is their mean, `uncertainty` the range of their scores."""
+        tta: score the photo's `tta_views` (turned by 0..3 quarter turns) in one batch; the map
+        is their mean, `uncertainty` the range of their scores."""
         self._check_patient(age, sex)
-        out = self.forward_all(self.tta_views(prepared.x) if tta else prepared.x[None], age, sex)
-        return self.from_output(prepared, out if tta else out[0])
+        if tta:
+            return self.from_output(prepared, [self.forward_all(v, age, sex) for v in self.tta_views(prepared.x)])
+        return self.from_output(prepared, self.forward_all(prepared.x[None], age, sex)[0])
 
-    tta_views = staticmethod(views)  # (C, h32, w32) -> (3, C, h32, w32), model/inference/tta.py
+    tta_views = staticmethod(views)  # (C, h32, w32) -> batches of its quarter turns, model/inference/tta.py
 
     def from_output(self, prepared: Prepared, out: np.ndarray) -> Prediction:
         """The end of `predict` (unpad, skin channel, summary), for callers that batch forwards:
-        out is one photo's row of `forward_all`, (S [+ 1], h32, w32), or with TTA the rows of its
-        `tta_views`, (3, S [+ 1], h32, w32), which are flipped back and averaged."""
-        tta = out.ndim == 4
-        work, skin = self.split_skin(self.unpad(unflip(out) if tta else out, prepared.hw))
-        each = work if tta else None  # (3, S, h, w): the spread of the views' scores
+        out is one photo's row of `forward_all`, (S [+ 1], h32, w32), or with TTA a list of the
+        rows of each batch of its `tta_views`, which are turned back and averaged."""
+        tta = isinstance(out, (list, tuple))
+        work, skin = self.split_skin(self.unpad(unview(out) if tta else out, prepared.hw))
+        each = work if tta else None  # (VIEWS, S, h, w): the spread of the views' scores
         if tta:
             work, skin = work.mean(0), None if skin is None else skin.mean(0)
         return self.summarise(prepared.image, work, each, full_size=prepared.full_size, check=prepared.check,

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dashboard.inference_queue import Cancelled, InferenceQueue, QueuedPredictor
+from dashboard.inference_queue import Cancelled, InferenceQueue, QueuedPredictor, QueueFull
+from model.inference.tta import VIEWS
 
 DEMO = Path(__file__).resolve().parents[2] / "model" / "assets" / "demo" / "config.json"
 
@@ -46,13 +47,33 @@ class FakeNet:
         return "whole", kwargs
 
 
+def views3(x: np.ndarray) -> np.ndarray:
+    """A fake photo's batch of TTA views: the photo plus 0, 100 and 200, so a view landing in
+    the wrong row shows."""
+    return np.stack([x, x + 100, x + 200])
+
+
 class TtaNet(FakeNet):
-    """FakeNet with TTA: its views are the photo plus 0, 100 and 200, so a view landing in the
-    wrong row shows."""
+    """FakeNet with TTA: one batch of three views (views3)."""
 
     @staticmethod
     def tta_views(x):
-        return np.stack([x, x + 100, x + 200])
+        return [views3(x)]
+
+    def from_output(self, prepared, out):
+        return prepared.name, np.concatenate(out) if isinstance(out, list) else out
+
+
+class OblongTtaNet(TtaNet):
+    """TTA views in two batches of two shapes, as a photo that is not square has (the second
+    batch's views are transposed)."""
+
+    @staticmethod
+    def tta_views(x):
+        return [np.stack([x, x + 200]), np.stack([x + 100, x + 300]).swapaxes(-1, -2)]
+
+    def from_output(self, prepared, out):
+        return prepared.name, [v for batch in out for v in batch]
 
 
 def photo(h: int = 4, w: int = 4, value: float = 0.0) -> np.ndarray:
@@ -165,7 +186,7 @@ def test_photos_behind_a_running_batch_count_all_of_it(q):
 def test_tta_and_plain_photos_share_a_forward_and_get_their_own_results():
     """Sessions with TTA on and off, the same working shape: one forward of all their images
     (3 views a TTA photo), each session getting its own rows back."""
-    q = InferenceQueue()  # the default limit: 12 images
+    q = InferenceQueue()  # the default limit: 16 images
     try:
         net, tta = TtaNet(), [True, False, True, False, True]  # 3 + 1 + 3 + 1 + 3 = 11 images
         release = hold(q)
@@ -197,7 +218,7 @@ def test_the_limit_counts_images_and_never_splits_a_photo(q):
     net = TtaNet()
     release = hold(q)
     views = [True, True, False, False, False, True]
-    tickets = [q.submit_forward(f"s{k}", f"{k}.jpg", net, net.tta_views(photo(value=k)) if v else photo(value=k),
+    tickets = [q.submit_forward(f"s{k}", f"{k}.jpg", net, views3(photo(value=k)) if v else photo(value=k),
                                 age=k) for k, v in enumerate(views)]  # fmt: skip
     release.set()
     outs = [t.result(10) for t in tickets]
@@ -211,8 +232,8 @@ def test_a_failing_tta_photo_does_not_fail_the_others_in_its_batch():
     try:
         net = TtaNet()
         release = hold(q)
-        good = q.submit_forward("s1", "a.jpg", net, net.tta_views(photo(value=1)), age=5)
-        bad = q.submit_forward("s2", "bad.jpg", net, net.tta_views(photo(value=np.nan)))
+        good = q.submit_forward("s1", "a.jpg", net, views3(photo(value=1)), age=5)
+        bad = q.submit_forward("s2", "bad.jpg", net, views3(photo(value=np.nan)))
         plain = q.submit_forward("s3", "c.jpg", net, photo(value=2), age=7)
         release.set()
         assert [float(v.max()) for v in good.result(10)] == [6.0, 106.0, 206.0]
@@ -239,13 +260,39 @@ def test_max_images_one_runs_every_photo_alone():
     try:
         net = TtaNet()
         release = hold(q)
-        xs = [photo(), net.tta_views(photo()), photo()]
+        xs = [photo(), views3(photo()), photo()]
         tickets = [q.submit_forward(f"s{k}", "p.jpg", net, x) for k, x in enumerate(xs)]
         release.set()
         [t.result(10) for t in tickets]
         assert net.batches == [1, 3, 1]  # a TTA photo's views stay together, over the limit
     finally:
         q.close()
+
+
+def test_a_photos_two_batches_of_views_are_queued_together_and_counted_as_one_photo():
+    q = InferenceQueue(max_pending=3)
+    try:
+        net = OblongTtaNet()
+        release = hold(q)
+        mine = q.submit_forwards("s1", "a.jpg", net, net.tta_views(photo(value=1)), age=5)
+        later = q.submit_forward("s2", "b.jpg", net, photo(value=2))
+        assert [q.ahead(t) for t in mine] == [1, 1]  # the held job; not its own other half
+        assert q.ahead(later) == 2  # the held job and one photo, not three
+        with pytest.raises(QueueFull, match="2 photos waiting"):  # both batches or neither
+            q.submit_forwards("s3", "c.jpg", net, net.tta_views(photo(value=3)))
+        assert q.pending() == 3
+        release.set()
+        assert [float(t.result(10).max()) for t in mine] == [206.0, 306.0]
+        assert later.result(10).max() == 2.0
+    finally:
+        q.close()
+
+
+def test_a_queued_tta_photo_in_two_batches_gets_all_four_views_back(q):
+    net = OblongTtaNet()
+    name, out = QueuedPredictor(net, q, "s", poll=0.01).predict(photo(4, 6, value=1), name="p.jpg", age=2, tta=True)
+    assert name == "p.jpg" and [float(v.max()) for v in out] == [3.0, 203.0, 103.0, 303.0]
+    assert net.batches == [2, 2]
 
 
 def test_ill_args():
@@ -262,13 +309,18 @@ def demo():
     return load_model(backend="torch-fp32")
 
 
-@pytest.mark.parametrize(("tta", "images"), [((False, False), 2), ((True, True), 6), ((True, False), 4)])
-def test_demo_model_batched_forward_equals_single_forwards(demo, tta, images):
+@pytest.mark.parametrize(("tta", "shape", "forwards", "batches_run"), [
+    ((False, False), (96, 128), 2, [2]),
+    ((True, True), (128, 128), 2, [2 * VIEWS]),  # a square photo's views: one batch of its shape
+    ((True, True), (96, 128), 4, [VIEWS, VIEWS]),  # not square: each shape's views of both photos
+    ((True, False), (96, 128), 3, [VIEWS // 2, VIEWS // 2 + 1]),  # the upright half joins the plain photo
+])  # fmt: skip
+def test_demo_model_batched_forward_equals_single_forwards(demo, tta, shape, forwards, batches_run):
     """Two sessions' photos of different patients, with TTA on or off, batched through the
     queue, get the maps and uncertainty each would get from `predict` alone."""
     q = InferenceQueue()
     rng = np.random.default_rng(0)
-    photos = [np.clip(rng.normal((200, 150, 130), 25, (96, 128, 3)), 0, 255).astype(np.uint8)
+    photos = [np.clip(rng.normal((200, 150, 130), 25, (*shape, 3)), 0, 255).astype(np.uint8)
               for _ in range(2)]  # fmt: skip
     patients = [(20.0, "F"), (75.0, "M")]
     alone = [demo.predict(p, age=a, sex=s, tta=t) for p, (a, s), t in zip(photos, patients, tta, strict=True)]
@@ -285,13 +337,13 @@ def test_demo_model_batched_forward_equals_single_forwards(demo, tta, images):
         with ThreadPoolExecutor(2) as pool:
             futures = [pool.submit(QueuedPredictor(demo, q, f"s{k}", poll=0.01).predict, p, age=a, sex=s, tta=t)
                        for k, (p, (a, s), t) in enumerate(zip(photos, patients, tta, strict=True))]  # fmt: skip
-            wait_pending(q, 2)
+            wait_pending(q, forwards)
             release.set()
             batched = [f.result(60) for f in futures]
     finally:
         del demo.forward_all
         q.close()
-    assert batches == [images]
+    assert sorted(batches) == sorted(batches_run)  # the two sessions' order in the queue is a race
     for b, a, t in zip(batched, alone, tta, strict=True):
         assert np.abs(b.work_maps - a.work_maps).max() < 1e-5
         assert b.scores == pytest.approx(a.scores, abs=1e-5)

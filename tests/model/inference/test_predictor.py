@@ -168,7 +168,7 @@ def test_exif_rotated_input_gives_maps_in_the_rotated_shape(predictor: Predictor
 def test_tta_range_contains_the_score(predictor: Predictor) -> None:
     spread = 0.0
     for seed in range(3):
-        # pixel noise makes the flipped views disagree pixel by pixel, so averaging them moves
+        # pixel noise makes the turned views disagree pixel by pixel, so averaging them moves
         # pixels across the affected threshold: the averaged map's score can leave the views' range
         img = np.random.default_rng(seed).integers(0, 256, (70, 100, 3), dtype=np.uint8)
         img[:23, :33] = 250
