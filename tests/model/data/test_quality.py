@@ -68,6 +68,7 @@ def test_a_dark_photo_of_skin_fails_but_dark_skin_does_not(skin_photos: list[np.
 @pytest.mark.parametrize("shape, work_size, expected", [
     ((20, 20, 3), 256, "fail"), ((300, 20, 3), 256, "fail"), ((300, 300, 3), 256, None),
     ((80, 80, 3), 256, "fail"), ((112, 112, 3), 256, "warn"), ((80, 80, 3), 64, None),
+    ((192, 256, 3), 256, None), ((192, 192, 3), 256, "warn"),  # under the working size: enlarged
 ])
 def test_small_photos(shape: tuple[int, int, int], work_size: int, expected: str | None) -> None:
     c = check_photo(skin_tone(*shape[:2]), work_size=work_size)
