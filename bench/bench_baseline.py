@@ -299,6 +299,19 @@ def _f(v, fmt: str = "{:.3f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
+def paired(p_runs: list[dict], b_runs: list[dict], key: str) -> tuple[float, float, float] | None:
+    """Mean of the per-seed differences product - baseline of `key`, with its 95 % interval
+    (Student's t over the seeds); None under two seeds. Seeds pair the runs: same data, same
+    seed, trained one after the other."""
+    d = np.array([p[key] - b[key] for p, b in zip(p_runs, b_runs, strict=True)], np.float64)
+    if len(d) < 2:
+        return None
+    from scipy import stats
+
+    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+
 def table(results: dict) -> str:
     head = f"{'task':14} {'row':17} {'acc':>7} {'mae':>7} {'moved_mae':>9} {'moved/true':>10} {'epochs':>7}  verdict"
     lines = [head, "-" * len(head)]
@@ -314,6 +327,14 @@ def table(results: dict) -> str:
         r["ratio"] = {"accuracy": acc_r, "mae": mae_r, "pass": acc_r >= 1 and mae_r <= 1}
         lines.append(f"{task:14} {'product/baseline':17} {acc_r:7.3f} {mae_r:7.3f} {'':>9} {'':>10} {'':>7}  "
                      f"{'PASS' if r['ratio']['pass'] else 'MISS'} (acc >= 1, mae <= 1)")
+        pr, br = p.get("runs", []), b.get("runs", [])
+        acc_d = paired(pr, br, "pixel_accuracy") if len(pr) == len(br) else None
+        mae_d = paired(pr, br, "pixel_mae") if len(pr) == len(br) else None
+        if acc_d is not None and mae_d is not None:
+            r["paired"] = {"accuracy": acc_d, "mae": mae_d}
+            lines.append(f"{task:14} {'product-baseline':17} accuracy {acc_d[0]:+.3f} [{acc_d[1]:+.3f}, {acc_d[2]:+.3f}], "
+                         f"MAE {mae_d[0]:+.3f} [{mae_d[1]:+.3f}, {mae_d[2]:+.3f}] (mean over {len(p['runs'])} seeds, "
+                         "95 % interval)")
         if "moved_mae" in p:
             ok = p["pixel_mae"] <= 0.3 and (p["moved_ratio"] or 0) >= 2
             r["age_target"] = {"pass": ok}

@@ -15,7 +15,7 @@ def format_table(result: dict, confusion: dict, label_names: list[str]) -> str:
         return "    -" if v is None else f"{v:5.3f}"
 
     head = f"{'sign':18s} " + " ".join(f"{k:>14s}" for k in METRIC_KEYS)
-    how = f"white balance {result.get('white_balance', 'none')}" + (", flips averaged (TTA)" if result.get("tta") else "")
+    how = f"white balance {result.get('white_balance', 'none')}" + (", quarter turns averaged (TTA)" if result.get("tta") else "")
     lines = [f"{result['n_images']} images ({result['split']} split; {how})", head]
     for name, m in [*result["per_sign"].items(), ("mean", result["mean"])]:
         lines.append(f"{name:18s} " + " ".join(f"{f(m[k]):>14s}" for k in METRIC_KEYS))
@@ -59,7 +59,7 @@ def add_parser(sub) -> None:
     e.add_argument("--json", dest="json_out")
     e.add_argument("--seed", type=int, help="split seed when the manifest has no split column "
                    "(default: the seed the model was trained with)")
-    e.add_argument("--tta", action="store_true", help="average each image over flips, as the dashboard does")
+    e.add_argument("--tta", action="store_true", help="average each image over its four quarter turns, as the dashboard does")
     e.add_argument("--white-balance", choices=["none", "grey-world"],
                    help="as predict (default: the model's, grey-world when it stores a reference)")
 

@@ -162,7 +162,7 @@ def add_parser(sub) -> None:
     pr.add_argument("--pseudonym", help="with --out FILE.fhir.json: the patient's pseudonym (a code, never a name)")
     pr.add_argument("--fhir-version", default="R5", choices=["R5", "R4B"], help="with --out FILE.fhir.json (default R5)")
     pr.add_argument("--maps", help="folder for per-sign severity map PNGs")
-    pr.add_argument("--tta", action="store_true", help="report a score range under test-time augmentation")
+    pr.add_argument("--tta", action="store_true", help="score the mean of the photo's four quarter turns, and report their range")
     pr.add_argument("--backend", default="auto", choices=["auto", "torch-fp32", "torch-bf16", "onnx"])
     pr.add_argument("--white-balance", metavar="none|grey-world|patch",
                     help="colour normalisation before scoring (default grey-world: towards the training photos' colour)")

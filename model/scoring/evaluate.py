@@ -22,7 +22,7 @@ def evaluate(predictor: Any, dataset_dir: str | Path, split: str = "test", seed:
              tta: bool = False) -> tuple[dict, dict]:
     """Returns (SPEC's JSON dict, confusion matrices {sign: (L, L) list}) for one split.
 
-    tta: score each image as the dashboard does by default, averaged over flips.
+    tta: score each image as the dashboard does by default, averaged over its four quarter turns.
 
     seed: split seed for rows without a `split` column; default the model's training seed and
     fractions, so "test" is the split training held out (not images it trained on).

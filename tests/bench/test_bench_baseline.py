@@ -118,6 +118,19 @@ def test_mean_runs_averages_numbers_and_keeps_the_runs():
     assert bench.table({"colour-combos": {"product": out, "baseline": bench.mean_runs(runs[:1])}}).count("PASS") == 1
 
 
+def test_paired_differences_give_a_95_percent_interval_over_seeds():
+    prod = [{"pixel_accuracy": a, "pixel_mae": 0.2, "epochs": 50} for a in (0.84, 0.86, 0.85)]
+    base = [{"pixel_accuracy": a, "pixel_mae": 0.2, "epochs": 50} for a in (0.83, 0.84, 0.85)]
+    mean, lo, hi = bench.paired(prod, base, "pixel_accuracy")
+    # differences 0.01, 0.02, 0.00: mean 0.01, sd 0.01, t(0.975, 2) = 4.303
+    assert mean == pytest.approx(0.01) and hi - mean == pytest.approx(4.303 * 0.01 / 3**0.5, rel=1e-3)
+    assert lo < 0 < mean  # three seeds cannot tell 0.01 apart from nothing
+    assert bench.paired(prod[:1], base[:1], "pixel_accuracy") is None
+    res = {"colour-combos": {"product": bench.mean_runs(prod), "baseline": bench.mean_runs(base)}}
+    text = bench.table(res)
+    assert "accuracy +0.010 [" in text and res["colour-combos"]["paired"]["mae"][0] == pytest.approx(0.0)
+
+
 def test_product_command_trains_with_the_seed(tmp_path):
     cmd = bench.product_cmd(tmp_path / "d", tmp_path / "m", 1.5, 64, ["--augment", "none"], seed=3)
     assert cmd[cmd.index("--seed") + 1] == "3" and cmd[-2:] == ["--augment", "none"]

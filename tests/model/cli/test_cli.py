@@ -193,7 +193,7 @@ def test_evaluate_with_tta_and_white_balance_scores_as_asked(capsys, workflow: d
                      "--json", str(out), *flags]) == 0
         results[" ".join(flags)] = (json.loads(out.read_text()), capsys.readouterr().out)
     (plain, table), (tta, tta_table), (raw, _) = results.values()
-    assert (plain["tta"], tta["tta"]) == (False, True) and "flips averaged (TTA)" in tta_table
+    assert (plain["tta"], tta["tta"]) == (False, True) and "quarter turns averaged (TTA)" in tta_table
     assert "TTA" not in table
     assert plain["white_balance"] == "grey-world" and raw["white_balance"] == "none"
     assert tta["mean"]["pixel_mae"] != pytest.approx(plain["mean"]["pixel_mae"], abs=1e-6)
