@@ -40,7 +40,8 @@ worker's forward (single-threaded decode, against the model's pool); bench/bench
 measures the result against the whole photo run in the worker ("before").
 
 A job that raises fails only its own ticket; the worker keeps serving. At most `max_pending`
-photos wait (each holds its upload's bytes or its working tensor, four with TTA), so memory
+jobs wait (a photo is one, or with TTA two when it is not square; each holds its upload's
+bytes or its working tensor, four views with TTA), so memory
 stays bounded; beyond that a submit raises `QueueFull` with a message for the page. No
 streamlit here: tested without a browser.
 """
