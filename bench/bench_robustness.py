@@ -179,7 +179,8 @@ def main() -> None:
     results = {name: measure(fn, imgs, truth) for name, fn in runs.items()}
     which = "demo model" if a.model is None else f"model {a.model}"
     out = [f"{len(imgs)} synthetic photos (seed {a.seed}, 256 px), {which}, backend {predictor.backend}"
-           f"{', test-time augmentation (four quarter-turned views)' if a.tta else ''}. "
+           f"{', test-time augmentation (four quarter-turned views)' if a.tta else ''}"
+           f"{', grey-world with exposure normalised (the model was trained so)' if predictor.exposure_target else ''}. "
            f"Target per sign: median <= {MEDIAN_TARGET}, p95 <= {P95_TARGET}.", "",
            "## What the balance costs on clean photos", "",
            "| white balance | clean photos the gate passes | " + " | ".join(f"image MAE {s}" for s in signs)

@@ -25,7 +25,8 @@ def white_balance_choice(container: Any = st) -> None:
         help="Phones and lamps tint photos, and redness is read from colour. Grey-world moves the "
              "photo's colour towards that of the photos the model learnt from, removing warm or "
              "cool light; a neutral patch (a grey card or white paper in the photo) is the most "
-             "faithful when there is one.",
+             "faithful when there is one. A model trained with exposure normalisation also has each "
+             "photo's brightness brought to that of its training photos (except with none).",
     )  # fmt: skip
 
 

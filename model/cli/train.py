@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # TrainConfig fields that have a flag (the rest are set in a --config file)
 FLAGS = ["epochs", "max_minutes", "image_size", "crop_size", "encoder", "batch_size", "folds", "seed", "lr",
-         "lr_schedule", "supervision", "mil_pool", "augment", "white_balance", "film", "mixing", "precision", "half_weights", "sync_batchnorm"]
+         "lr_schedule", "supervision", "mil_pool", "augment", "white_balance", "normalise_exposure", "film", "mixing", "precision", "half_weights", "sync_batchnorm"]
 
 
 def add_parser(sub) -> None:
@@ -22,6 +22,9 @@ def add_parser(sub) -> None:
     t.add_argument("--augment", choices=["none", "flips", "geometric", "full", "photo"])
     t.add_argument("--white-balance", choices=["none", "grey-world"],
                    help="balance the training photos as predict does by default (grey-world); default none")
+    t.add_argument("--normalise-exposure", action="store_true", default=None,
+                   help="with --white-balance grey-world: also bring every photo's exposure to the training "
+                        "photos' median, here and when the model predicts")
     t.add_argument("--film", choices=["none", "deepest", "all"])
     t.add_argument("--mixing", choices=["auto", "on", "off"])
     t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], help="fp16: CUDA only, with a grad scaler")

@@ -48,11 +48,12 @@ class CachedExamples:
             self.images.append(img.astype(np.float16))
             self.masks.append(masks)
 
-    def balance(self, method: str, reference, rgb) -> None:
+    def balance(self, method: str, reference, rgb, luminance: float | None = None) -> None:
         """White-balance every cached image in place (model/data/colour.py `balance`), as the
-        predictor does before scoring: reference, (3,) chromaticity; rgb, the colour planes."""
+        predictor does before scoring: reference, (3,) chromaticity; rgb, the colour planes;
+        luminance, the exposure to normalise to (None: keep each photo's)."""
         for k, img in enumerate(self.images):
-            out, _ = colour.balance(img.astype(np.float32), method, reference, rgb=rgb)
+            out, _ = colour.balance(img.astype(np.float32), method, reference, rgb=rgb, luminance=luminance)
             self.images[k] = out.astype(np.float16)
 
     def channel_stats(self) -> tuple[list[float], list[float]]:

@@ -212,7 +212,8 @@ class Predictor:
     white_balance: the default of `predict` (model/data/colour.py): "grey-world" (towards the
     training photos' reference colour; the default for models whose config.json stores that
     reference) or "none" (the default for others: older models, no red/green/blue channels);
-    "patch" needs a box for each photo.
+    "patch" needs a box for each photo. A model trained with `--normalise-exposure` also gets
+    each photo's exposure normalised by either method (`exposure_target`; not by "none").
     """
 
     def __init__(self, model_dir: str | Path, backend: str = "auto", threads: int | None = None,
@@ -223,6 +224,8 @@ class Predictor:
         self.net, self.config = load_network(self.model_dir)
         self.rgb = colour.rgb_indices(self.config["channels"])  # None: no colour to balance
         self.white_reference = colour.reference_from_config(self.config)
+        # a model trained on exposure-normalised photos gets its photos normalised the same way
+        self.exposure_target = colour.exposure_target(self.config)
         # grey-world by default only towards a reference the model carries (`dermsev train` stores it)
         has_reference = self.rgb is not None and colour.stored_reference(self.config) is not None
         self.white_balance = colour.DEFAULT_METHOD if has_reference else "none"
@@ -377,7 +380,8 @@ class Predictor:
             if box is not None:  # the decoded copy may be a reduced (draft) JPEG
                 sy, sx = img.shape[0] / full[0], img.shape[1] / full[1]
                 box = tuple(v * s for v, s in zip(colour.parse_box(box), (sx, sy, sx, sy), strict=True))
-            out, gains = colour.balance(img, method, self.white_reference, box, rgb=self.rgb)
+            out, gains = colour.balance(img, method, self.white_reference, box, rgb=self.rgb,
+                                        luminance=self.exposure_target)
         except ValueError as exc:
             raise DermsevError(f"{name}: {exc}" if name else str(exc)) from None
         return out, {"method": method, "gains": [round(float(g), 4) for g in gains]}

@@ -105,6 +105,36 @@ def test_grey_world_keeps_brightness() -> None:
     assert y(out) == pytest.approx(y(relight(photo, planckian_gains(3500))), rel=0.06)
 
 
+@pytest.mark.parametrize("stops", [-1.0, -0.5, 0.5])
+@pytest.mark.parametrize("method", ["grey-world", "patch"])
+def test_exposure_normalisation_undoes_a_change_of_exposure(stops: float, method: str) -> None:
+    photo = skin_photo()
+    ref, box = chromaticity(colour.photo_statistic(photo)), (0, 0, 16, 12)
+    target = float(colour.LUMA @ colour.photo_statistic(photo))
+    shifted = relight(photo, 2.0**stops)
+    kept = balance(shifted, method, ref, box)[0].astype(int)
+    normalised, gains = balance(shifted, method, ref, box, luminance=target)
+    back = balance(photo, method, ref, box, luminance=target)[0].astype(int)
+    assert np.abs(kept - back).mean() > 8  # without a target the exposure stays: the check below can fail
+    assert np.abs(normalised.astype(int) - back).mean() < 1.5  # only rounding of the 8-bit photo is left
+    assert gains == pytest.approx(balance(photo, method, ref, box, luminance=target)[1] * 2.0**-stops, rel=0.05)
+
+
+def test_exposure_normalisation_is_bounded_and_only_for_models_trained_with_it() -> None:
+    photo = skin_photo()
+    target = float(colour.LUMA @ colour.photo_statistic(photo))
+    dark = relight(photo, 2.0**-4)
+    gain = colour.exposure_gain(dark, np.ones(3), target)
+    assert gain == pytest.approx(2.0**colour.EXPOSURE_STOPS)  # 4 stops under: brought up by 2 at most
+    assert colour.exposure_gain(np.full((8, 8), 99, np.uint8), np.ones(3), target) == 1.0  # no colour planes
+    ref = training_reference([photo, relight(photo, 0.5), relight(photo, 2.0)])
+    assert ref["luminance"] == pytest.approx(target, rel=0.03)  # the median photo's
+    assert colour.exposure_target({"input": {"white_reference": ref}}) is None  # trained without it
+    assert colour.exposure_target({"input": {"white_reference": ref, "normalise_exposure": True}}) == ref["luminance"]
+    old = {k: v for k, v in ref.items() if k != "luminance"}  # a reference stored before the luminance
+    assert colour.exposure_target({"input": {"white_reference": old, "normalise_exposure": True}}) is None
+
+
 def test_neutral_patch_gives_equal_channels() -> None:
     photo = skin_photo(h=60, w=80)
     photo[5:25, 50:75] = u8(np.float32([0.42, 0.30, 0.15]))  # a grey card under warm light

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from model.data.colour import GreyWorld
+from model.data.colour import GreyWorld, to_linear, to_srgb
+from model.data.io import read_image
+from model.errors import DermsevError
 from model.inference import load_model
 from model.training.train import TrainConfig, train
 from tests.model.training.test_train import TINY
@@ -21,3 +24,31 @@ def test_a_trained_model_carries_its_white_reference(synth_dataset: Path, tmp_pa
     r, g, b = ref["rgb"]
     assert r > g > b > 0  # skin is reddish
     assert load_model(tmp_path / "m", backend="torch-fp32").white_balance == "grey-world"
+
+
+@pytest.mark.slow
+def test_a_model_trained_with_normalised_exposure_scores_a_darker_photo_the_same(synth_dataset: Path,
+                                                                                tmp_path: Path) -> None:
+    cfg = TrainConfig(epochs=1, seed=0, white_balance="grey-world", normalise_exposure=True, **TINY)
+    train(synth_dataset, tmp_path / "m", cfg, progress=False)
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["input"]["normalise_exposure"] is True and 0 < config["input"]["white_reference"]["luminance"] < 1
+    photo = read_image(synth_dataset / "images" / "img0003.png")
+    darker = (to_srgb(to_linear(photo / 255.0) * 0.5) * 255 + 0.5).astype(np.uint8)  # one stop under
+    assert np.abs(darker.astype(int) - photo).mean() > 20
+
+    def change(predictor) -> float:
+        return float(np.abs(predictor.predict(darker).maps - predictor.predict(photo).maps).mean())
+
+    normalised = load_model(tmp_path / "m", backend="torch-fp32")
+    assert normalised.exposure_target == config["input"]["white_reference"]["luminance"]
+    config["input"].pop("normalise_exposure")  # the same network, its photos' exposure kept
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    kept = load_model(tmp_path / "m", backend="torch-fp32")
+    assert kept.exposure_target is None
+    assert change(normalised) < 0.2 * change(kept)
+
+
+def test_normalised_exposure_needs_white_balance() -> None:
+    with pytest.raises(DermsevError, match="--normalise-exposure needs --white-balance grey-world"):
+        TrainConfig(normalise_exposure=True)
