@@ -164,6 +164,8 @@ def run(root: Path, out: Path, variant: str, epochs: int, seed: int, size: int, 
                 truths.append(np.stack(masks))
     res = {**bb.score(preds, truths), "epochs": summary.get("epochs_run"), "best_epoch": summary.get("best_epoch"),
            "minutes": round((time.monotonic() - t0) / 60, 2)}
+    if (dice := (summary.get("val_metrics") or {}).get("skin_dice")) is not None:  # a skin channel
+        res["val_skin_dice"] = round(float(dice), 4)
     if moved:
         res["moved_mae"] = bb.score(moved_preds, truths)["pixel_mae"]
     return res

@@ -220,10 +220,12 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/dermsev_bench_gate")
     ap.add_argument("--md", help="write the tables, with the command, to this markdown file")
     ap.add_argument("--dump", help="write every measure to this JSON file (for setting thresholds)")
+    ap.add_argument("--model", help="MODEL_DIR whose scores are shown and whose drift sets the steps "
+                                    "(default: the bundled demo model)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     work = Path(a.work)
-    predictor = load_model()
+    predictor = load_model(a.model)
     photos = [cv2.imread(str(p))[:, :, ::-1].copy() for p in synth(work / f"drift{a.seed}", a.n, a.seed)]
     alarm = synth(work / f"alarm{a.alarm_seed}", a.n_alarm, a.alarm_seed)
     dump: dict = {}
