@@ -40,9 +40,9 @@ worker's forward (single-threaded decode, against the model's pool); bench/bench
 measures the result against the whole photo run in the worker ("before").
 
 A job that raises fails only its own ticket; the worker keeps serving. At most `max_pending`
-jobs wait (a photo is one, or with TTA two when it is not square; each holds its upload's
-bytes or its working tensor, four views with TTA), so memory
-stays bounded; beyond that a submit raises `QueueFull` with a message for the page. No
+photos wait (each holds its upload's bytes or its working tensor, four views with TTA, which
+for a photo that is not square are two jobs of two views), so memory stays bounded; every
+count of the queue (`ahead`, `pending`, the limit and its message) is of photos; beyond that a submit raises `QueueFull` with a message for the page. No
 streamlit here: tested without a browser.
 """
 
@@ -52,7 +52,7 @@ import collections
 import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,11 +134,15 @@ class Ticket:
         return self._value
 
 
+def _photos(tickets: Iterable[Ticket], but: int | None = None) -> int:
+    """How many photos `tickets` are (a photo's two batches of views are two tickets), not counting `but`."""
+    return len({t.photo for t in tickets} - {but})
+
+
 class InferenceQueue:
     """A FIFO of scoring jobs served by one daemon worker thread (see the module docstring).
 
-    max_pending: forwards that may wait (beyond: QueueFull; with TTA a photo that is not square
-    is two); max_images: images one batched forward may hold, a TTA batch counting its views
+    max_pending: photos that may wait (beyond: QueueFull); max_images: images one batched forward may hold, a TTA batch counting its views
     (1: every photo on its own)."""
 
     def __init__(self, max_pending: int = MAX_PENDING, max_images: int = MAX_IMAGES) -> None:
@@ -180,8 +184,8 @@ class InferenceQueue:
         with self._cond:
             if self._closed:
                 raise Cancelled(f"{name}: the server is shutting down")
-            if len(self._jobs) + len(jobs) > self.max_pending:
-                raise QueueFull(f"{name}: the server is busy ({len({t.photo for t in self._jobs})} photos waiting); "
+            if (waiting := _photos(self._jobs)) + 1 > self.max_pending:  # `jobs` are one photo's
+                raise QueueFull(f"{name}: the server is busy ({waiting} photos waiting); "
                                 "try again in a minute")  # fmt: skip
             tickets: list[Ticket] = []
             for job in jobs:
@@ -196,13 +200,13 @@ class InferenceQueue:
         with self._cond:
             if ticket.done() or ticket in self._running:
                 return 0
-            earlier = {t.photo for t in self._jobs if t.seq < ticket.seq}
-            return len((earlier | {t.photo for t in self._running}) - {ticket.photo})
+            earlier = [t for t in self._jobs if t.seq < ticket.seq]
+            return _photos([*earlier, *self._running], but=ticket.photo)
 
     def pending(self) -> int:
         """Photos waiting (not counting those running)."""
         with self._cond:
-            return len(self._jobs)
+            return _photos(self._jobs)
 
     def cancel_session(self, session: str) -> int:
         """Drop a session's queued photos (their tickets raise Cancelled); returns how many.

@@ -270,7 +270,7 @@ def test_max_images_one_runs_every_photo_alone():
 
 
 def test_a_photos_two_batches_of_views_are_queued_together_and_counted_as_one_photo():
-    q = InferenceQueue(max_pending=3)
+    q = InferenceQueue(max_pending=2)  # photos, not batches: three batches of two photos fit
     try:
         net = OblongTtaNet()
         release = hold(q)
@@ -280,7 +280,7 @@ def test_a_photos_two_batches_of_views_are_queued_together_and_counted_as_one_ph
         assert q.ahead(later) == 2  # the held job and one photo, not three
         with pytest.raises(QueueFull, match="2 photos waiting"):  # both batches or neither
             q.submit_forwards("s3", "c.jpg", net, net.tta_views(photo(value=3)))
-        assert q.pending() == 3
+        assert q.pending() == 2 and len(q._jobs) == 3
         release.set()
         assert [float(t.result(10).max()) for t in mine] == [206.0, 306.0]
         assert later.result(10).max() == 2.0
@@ -337,7 +337,8 @@ def test_demo_model_batched_forward_equals_single_forwards(demo, tta, shape, for
         with ThreadPoolExecutor(2) as pool:
             futures = [pool.submit(QueuedPredictor(demo, q, f"s{k}", poll=0.01).predict, p, age=a, sex=s, tta=t)
                        for k, (p, (a, s), t) in enumerate(zip(photos, patients, tta, strict=True))]  # fmt: skip
-            wait_pending(q, forwards)
+            wait_pending(q, len(photos))  # both halves of a photo are queued at once
+            assert len(q._jobs) == forwards
             release.set()
             batched = [f.result(60) for f in futures]
     finally:
