@@ -7,17 +7,7 @@
 A change of light multiplies each colour channel of the scene's linear light by a gain (von
 Kries), so white balance divides those gains back out, in linear light (sRGB decoded), and
 re-encodes. Every method keeps the photo's brightness (the luminance of its statistic, or of
-the patch) unless it is given a target luminance:
-
-- **exposure** (`luminance=` in `balance`; a model trained with `--normalise-exposure` stores
-  the target as `input.white_reference.luminance` and `input.normalise_exposure`): one more
-  gain, the same on R, G and B, brings the luminance of the photo's statistic to the median of
-  the training photos' (`exposure_gain`, within +-2 stops). A change of exposure is a gain in
-  linear light too, so this divides it out as the balance divides out a colour cast; only
-  clipped highlights stay lost. Measured on the eighth-stage demo model (docs/robustness.md):
-  exposure -1 stop drifted lichenification by p95 0.73 without it and 0.05 with it, but a
-  model trained without it loses lichenification accuracy (image MAE 0.26 -> 0.35): the model
-  must be trained on normalised photos, so it is a training setting, not a prediction option.
+the patch) unless it is given a target luminance (exposure, below).
 
 - **grey-world** (`GreyWorld`): classic grey-world makes a photo's mean colour grey. Skin is
   not grey, and erythema *is* a colour: a model trained on unbalanced photos would see every
@@ -37,6 +27,16 @@ the patch) unless it is given a target luminance:
   ruler): gains make its median grey with its own luminance. The most faithful method when a
   neutral object is in view; nothing to learn from training data.
 - **none**: the photo as taken.
+
+**Exposure** (`luminance=` in `balance`, with grey-world or patch): one more gain, the same on
+R, G and B, brings the luminance of the photo's statistic to the median of the training
+photos' (`exposure_gain`, within +-EXPOSURE_STOPS). A change of exposure is a gain in linear
+light too, so this divides it out as the balance divides out a colour cast; only clipped
+highlights stay lost. A model trained with `--normalise-exposure` stores the target
+(`input.white_reference.luminance`) and `input.normalise_exposure`, and `exposure_target`
+gives it to the predictor. It is a training setting, not a prediction option: applied to the
+eighth-stage demo model (trained without it) it took the lichenification drift under exposure
+-1 stop from a p95 of 0.73 to 0.05, but cost lichenification image MAE 0.26 -> 0.35.
 
 Channels: `rgb` gives the indices of the red, green and blue planes; other planes (a UV or
 polarised channel) are left as they are; without colour planes nothing is balanced.
