@@ -57,9 +57,10 @@ format: install
 # on two with papulation weighted 3, 25 more at half the learning rate, and a sixth stage that
 # adds the skin channel (bench/demo_finetune_skin.yaml: 30 epochs; the bundled one was
 # stopped after 17 for time, its best at epoch 16), a seventh with the default recipe of
-# 2026-12-04 (bench/demo_finetune_recipe.yaml: 30 minutes on two cores) and an eighth on
-# white-balanced photos (bench/demo_finetune_balanced.yaml: 40 minutes on two cores), as the
-# bundled one was; the epoch count reached depends on the machine),
+# 2026-12-04 (bench/demo_finetune_recipe.yaml: 30 minutes on two cores), an eighth on
+# white-balanced photos (bench/demo_finetune_balanced.yaml: 40 minutes on two cores) and a
+# ninth on photos whose exposure is normalised too (bench/demo_finetune_exposure.yaml: 50
+# minutes on one core), as the bundled one was; the epoch count reached depends on the machine),
 # then measure it on a fresh synthetic test set.
 demo-model: install
 	rm -rf data/demo-synth
@@ -78,6 +79,8 @@ demo-model: install
 	$(BIN)/dermsev train data/demo-synth --out data/demo-finetuned --config bench/demo_finetune_recipe.yaml
 	rm -rf model/assets/demo && mv data/demo-finetuned model/assets/demo
 	$(BIN)/dermsev train data/demo-synth --out data/demo-finetuned --config bench/demo_finetune_balanced.yaml
+	rm -rf model/assets/demo && mv data/demo-finetuned model/assets/demo
+	OMP_NUM_THREADS=1 $(BIN)/dermsev train data/demo-synth --out data/demo-finetuned --config bench/demo_finetune_exposure.yaml
 	rm -rf model/assets/demo && mv data/demo-finetuned model/assets/demo
 	rm -rf data/demo-test
 	$(BIN)/dermsev synth data/demo-test --n 300 --size 256 --seed 1234

@@ -36,6 +36,7 @@ def model_card(config: dict) -> str:
         f"- per-pixel severity regression (MAE), thresholds {config['thresholds']} -> labels {config['labels']}",
         f"- input size {config['input']['size']} px; epochs run {t.get('epochs_run', '?')} (best {t.get('best_epoch', '?')}); "
         f"precision {t.get('precision', '?')}; training throughput {_f(t.get('train_images_per_s'))} images/s",
+        f"- {_photos_as(config)}",
         "",
         "## Validation metrics (working resolution)",
         "| sign | pixel MAE | pixel acc | image MAE | image acc | QWK | affected Dice |",
@@ -91,3 +92,17 @@ def add_test_metrics(model_dir, metrics_json) -> None:
             lines.append(f"\nDark (V-VI) over light (I-II) skin: pixel MAE ratio {gap['pixel_mae_ratio_dark_to_light']:.2f}, "
                          f"image MAE ratio {gap['image_mae_ratio_dark_to_light']:.2f}.")
     card.write_text(text + "\n".join(lines) + "\n")
+
+
+def _photos_as(config: dict) -> str:
+    """How the training photos were prepared, which `predict` repeats by default."""
+    inp = config.get("input", {})
+    wb = (config.get("training", {}).get("settings") or {}).get("white_balance", "none")
+    if wb == "none":
+        how = "photos as taken in training" + ("; predict white-balances towards the stored training colour"
+                                               if inp.get("white_reference") else "")
+    else:
+        how = f"photos white-balanced ({wb}) in training and by predict"
+    if inp.get("normalise_exposure"):
+        how += ", exposure brought to the training photos' median"
+    return how
