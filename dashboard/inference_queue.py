@@ -41,9 +41,10 @@ measures the result against the whole photo run in the worker ("before").
 
 A job that raises fails only its own ticket; the worker keeps serving. At most `max_pending`
 photos wait (each holds its upload's bytes or its working tensor, four views with TTA, which
-for a photo that is not square are two jobs of two views), so memory stays bounded; every
-count of the queue (`ahead`, `pending`, the limit and its message) is of photos; beyond that a submit raises `QueueFull` with a message for the page. No
-streamlit here: tested without a browser.
+for a photo that is not square are two jobs of two views), so memory stays bounded; beyond
+that a submit raises `QueueFull` with a message for the page. Every count of the queue
+(`ahead`, `pending`, the limit and its message) is of photos. No streamlit here: tested
+without a browser.
 """
 
 from __future__ import annotations
@@ -142,8 +143,8 @@ def _photos(tickets: Iterable[Ticket], but: int | None = None) -> int:
 class InferenceQueue:
     """A FIFO of scoring jobs served by one daemon worker thread (see the module docstring).
 
-    max_pending: photos that may wait (beyond: QueueFull); max_images: images one batched forward may hold, a TTA batch counting its views
-    (1: every photo on its own)."""
+    max_pending: photos that may wait (beyond: QueueFull); max_images: images one batched
+    forward may hold, a TTA batch counting its views (1: every photo on its own)."""
 
     def __init__(self, max_pending: int = MAX_PENDING, max_images: int = MAX_IMAGES) -> None:
         if max_pending < 1:
