@@ -122,7 +122,8 @@ class TrainConfig:
     white_balance: str = "none"
     # With white_balance: also bring each photo's exposure to the training photos' median
     # (model/data/colour.py exposure_gain), here and at prediction (config input.normalise_exposure).
-    # Exposure -1 stop then moved the demo model's lichenification by p95 0.05 instead of 0.73.
+    # The demo model trained so moves by a p95 of at most 0.07 per sign under exposure -1 stop
+    # (the stage before, trained without it: 0.41; docs/robustness.md).
     normalise_exposure: bool = False
     # Several processes (torchrun): BatchNorm statistics pooled over the GPUs' batches
     # (SyncBatchNorm, CUDA only); off, each process normalises its own share of the batch.
