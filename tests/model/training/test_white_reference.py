@@ -24,6 +24,8 @@ def test_a_trained_model_carries_its_white_reference(synth_dataset: Path, tmp_pa
     r, g, b = ref["rgb"]
     assert r > g > b > 0  # skin is reddish
     assert load_model(tmp_path / "m", backend="torch-fp32").white_balance == "grey-world"
+    card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    assert "photos as taken in training; predict white-balances" in card and "exposure" not in card
 
 
 @pytest.mark.slow
@@ -33,6 +35,8 @@ def test_a_model_trained_with_normalised_exposure_scores_a_darker_photo_the_same
     train(synth_dataset, tmp_path / "m", cfg, progress=False)
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["input"]["normalise_exposure"] is True and 0 < config["input"]["white_reference"]["luminance"] < 1
+    card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    assert "white-balanced (grey-world) in training and by predict, exposure brought to" in card
     photo = read_image(synth_dataset / "images" / "img0003.png")
     darker = (to_srgb(to_linear(photo / 255.0) * 0.5) * 255 + 0.5).astype(np.uint8)  # one stop under
     assert np.abs(darker.astype(int) - photo).mean() > 20
