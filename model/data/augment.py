@@ -13,7 +13,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from model.data import padding
+from model.data import colour, padding
 from model.data.colour import to_linear, to_srgb
 from model.data.io import IGNORE
 from model.errors import DermsevError
@@ -100,6 +100,35 @@ class Exposure(A.ImageOnlyTransform):
         return ("stops",)
 
 
+class Renormalised(A.ImageOnlyTransform):
+    """What `predict` makes of a photo taken at another exposure, for a model trained on
+    normalised photos (`--normalise-exposure`): the (normalised) image's R, G, B times
+    2**stops in linear light, clipped (a bright photo's red channel saturates first, and its
+    colour is lost), then white-balanced and exposure-normalised again as predict does
+    (`model.data.colour.balance` with `normalise`: {"reference", "luminance", "rgb"}).
+    stops: uniform in the range; only overexposure clips, so the default range is upwards."""
+
+    def __init__(self, normalise: dict, stops: tuple[float, float] = (0.25, 1.5), p: float = 0.3):
+        super().__init__(p=p)
+        self.normalise, self.stops = normalise, stops
+
+    def get_params(self) -> dict[str, float]:
+        return {"gain": 2.0 ** self.py_random.uniform(*self.stops)}
+
+    def apply(self, img: np.ndarray, gain: float = 1.0, **_: Any) -> np.ndarray:
+        rgb = self.normalise.get("rgb")
+        if rgb is None:
+            return img
+        out = img.copy()
+        idx = list(rgb)
+        out[..., idx] = np.clip(to_srgb(to_linear(np.clip(img[..., idx], 0, 1)) * gain), 0, 1)
+        return colour.balance(out, "grey-world", self.normalise["reference"], rgb=rgb,
+                              luminance=self.normalise["luminance"])[0]
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("stops",)
+
+
 def _resize(img: np.ndarray, w: int, h: int, interpolation: int) -> np.ndarray:
     """cv2.resize of any channel count (cv2's area resize takes at most 4 at once)."""
     parts = [cv2.resize(np.ascontiguousarray(img[..., i : i + 4]), (w, h), interpolation=interpolation)
@@ -158,7 +187,8 @@ def _fit(size: int) -> list[A.BasicTransform]:
     ]
 
 
-def train_transform(size: int, mode: str = "full", seed: int | None = None, crop: int | None = None) -> A.Compose:
+def train_transform(size: int, mode: str = "full", seed: int | None = None, crop: int | None = None,
+                    renormalise: tuple[dict, float] | None = None) -> A.Compose:
     """Training pipeline at a square working size.
 
     crop: train on random crop x crop patches of the working-size image (the network is fully
@@ -171,6 +201,8 @@ def train_transform(size: int, mode: str = "full", seed: int | None = None, crop
     photo: full plus what phones do to a photo: quarter turns, lower resolution (0.5-1x),
     slight defocus (Gaussian sigma 0.3-1.2 px), exposure +-1 stop (linear light) and JPEG
     quality 40-95 (bench/bench_robustness.py measures the scores' drift under each).
+    renormalise: (normalise, p) for a model trained on exposure-normalised photos: with chance p
+    a sample is overexposed and normalised again (`Renormalised`), after the other intensity steps.
     """
     if mode not in AUGMENT_MODES:
         raise DermsevError(f"--augment must be one of {list(AUGMENT_MODES)}, got {mode!r}")
@@ -204,7 +236,11 @@ def train_transform(size: int, mode: str = "full", seed: int | None = None, crop
     if mode in ("full", "photo"):
         steps.append(RGBJitter(0.1, 0.1, 0.1, p=0.5))
     if mode == "photo":
-        steps += [Exposure(1.0, p=0.3), Jpeg((40, 95), p=0.3)]
+        steps += [Exposure(1.0, p=0.3)]
+    if renormalise is not None and renormalise[1] > 0:
+        steps.append(Renormalised(renormalise[0], p=renormalise[1]))
+    if mode == "photo":
+        steps += [Jpeg((40, 95), p=0.3)]
     return A.Compose(steps, seed=seed)
 
 

@@ -38,6 +38,7 @@ class CachedExamples:
 
     def __init__(self, records: list[Record], spec: DatasetSpec, size: int, with_skin: bool = False):
         self.records, self.spec, self.size, self.with_skin = records, spec, size, with_skin
+        self.normalised: dict | None = None  # set by `balance` with a luminance
         self.images: list[np.ndarray] = []
         self.masks: list[list[np.ndarray]] = []
         for rec in records:
@@ -52,6 +53,9 @@ class CachedExamples:
         """White-balance every cached image in place (model/data/colour.py `balance`), as the
         predictor does before scoring: reference, (3,) chromaticity; rgb, the colour planes;
         luminance, the exposure to normalise to (None: keep each photo's)."""
+        if luminance is not None:  # what an augmentation that re-exposes a sample normalises to
+            self.normalised = {"reference": np.asarray(reference, np.float64), "luminance": float(luminance),
+                               "rgb": None if rgb is None else tuple(rgb)}
         for k, img in enumerate(self.images):
             out, _ = colour.balance(img.astype(np.float32), method, reference, rgb=rgb, luminance=luminance)
             self.images[k] = out.astype(np.float16)

@@ -125,6 +125,10 @@ class TrainConfig:
     # The demo model trained so moves by a p95 of at most 0.07 per sign under exposure -1 stop
     # (the stage before, trained without it: 0.41; docs/robustness.md).
     normalise_exposure: bool = False
+    # With normalise_exposure: the chance that a training sample is overexposed by 0.25-1.5
+    # stops (clipped: a bright photo's red channel saturates first) and normalised again, as
+    # predict would see that photo (model/data/augment.py Renormalised). 0 = off.
+    overexposure: float = 0.0
     # Several processes (torchrun): BatchNorm statistics pooled over the GPUs' batches
     # (SyncBatchNorm, CUDA only); off, each process normalises its own share of the batch.
     sync_batchnorm: bool = False
@@ -139,6 +143,9 @@ class TrainConfig:
             (self.white_balance in ("none", "grey-world"), "white_balance must be none or grey-world"),
             (not self.normalise_exposure or self.white_balance != "none",
              "--normalise-exposure needs --white-balance grey-world"),
+            (isinstance(self.overexposure, (int, float)) and 0 <= self.overexposure <= 1
+             and (not self.overexposure or self.normalise_exposure),
+             "overexposure must be a chance 0..1, and needs normalise_exposure"),
             (self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}"),
             (self.mixing in ("auto", "on", "off"), "mixing must be auto, on or off"),
             (self.skin_head in ("auto", "on", "off"), "skin_head must be auto, on or off"),

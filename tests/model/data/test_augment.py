@@ -11,6 +11,7 @@ from model.data.augment import (
     Exposure,
     Jpeg,
     LowResolution,
+    Renormalised,
     RGBJitter,
     apply,
     eval_transform,
@@ -174,6 +175,36 @@ def test_exposure_works_in_linear_light_on_rgb_only() -> None:
     np.testing.assert_allclose(darker[..., :3], 0.361, atol=0.002)
     assert (brighter[..., 3] == 0.5).all() and (darker[..., 3] == 0.5).all()  # an extra channel keeps its meaning
     assert Exposure(1.0).apply(np.ones((4, 4, 3), np.float32), gain=2.0).max() <= 1.0  # clipped like a sensor
+
+
+def test_renormalised_overexposure_keeps_the_exposure_and_loses_only_clipped_colour() -> None:
+    from model.data import colour
+
+    rng = np.random.default_rng(0)
+    lin = np.float32([0.30, 0.12, 0.08]) * rng.uniform(0.6, 1.0, (32, 32, 1)).astype(np.float32)  # reddish skin
+    photo = colour.to_srgb(lin)
+    ref = colour.chromaticity(colour.photo_statistic(photo))
+    target = float(colour.LUMA @ colour.photo_statistic(photo))
+    aug = Renormalised({"reference": ref, "luminance": target, "rgb": (0, 1, 2)})
+    mild = aug.apply(photo, gain=2.0)  # red at most 0.6 linear: nothing clips
+    np.testing.assert_allclose(mild, photo, atol=2e-3)  # the normalisation undoes the gain
+    harsh = aug.apply(photo, gain=4.0)  # red clips on the brighter pixels
+    # back near the target exposure (not 4x it); not exactly: the statistic skips clipped pixels
+    assert 0.8 < float(colour.LUMA @ colour.photo_statistic(harsh)) / target < 1.25
+    assert np.abs(harsh - photo).max() > 0.02  # the clipped colour is lost, not scaled back
+    assert Renormalised({"reference": ref, "luminance": target, "rgb": None}).apply(photo, gain=4.0) is photo
+    steps = train_transform(64, "geometric", renormalise=({"reference": ref, "luminance": target, "rgb": (0, 1, 2)}, 0.3))
+    assert any(isinstance(t, Renormalised) for t in steps.transforms)
+    assert not any(isinstance(t, Renormalised) for t in train_transform(64, "geometric").transforms)
+
+
+def test_overexposure_needs_normalised_exposure() -> None:
+    from model.training.train import TrainConfig
+
+    with pytest.raises(DermsevError, match="overexposure must be a chance 0..1, and needs normalise_exposure"):
+        TrainConfig(overexposure=0.3)
+    with pytest.raises(DermsevError, match="overexposure must be a chance"):
+        TrainConfig(white_balance="grey-world", normalise_exposure=True, overexposure=1.5)
 
 
 def test_low_resolution_blurs_detail_of_any_channel_count() -> None:

@@ -56,3 +56,17 @@ def test_a_model_trained_with_normalised_exposure_scores_a_darker_photo_the_same
 def test_normalised_exposure_needs_white_balance() -> None:
     with pytest.raises(DermsevError, match="--normalise-exposure needs --white-balance grey-world"):
         TrainConfig(normalise_exposure=True)
+
+
+@pytest.mark.slow
+def test_overexposure_augments_only_when_asked(synth_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from model.data import augment
+
+    calls = []
+    real = augment.Renormalised.apply
+    monkeypatch.setattr(augment.Renormalised, "apply", lambda self, img, **kw: calls.append(kw) or real(self, img, **kw))
+    base = {"epochs": 1, "seed": 0, "white_balance": "grey-world", "normalise_exposure": True, **TINY}
+    train(synth_dataset, tmp_path / "a", TrainConfig(**base), progress=False)
+    assert calls == []
+    train(synth_dataset, tmp_path / "b", TrainConfig(**base, overexposure=1.0), progress=False)
+    assert len(calls) >= 8 and all(1.18 < c["gain"] < 2.83 for c in calls)  # 0.25-1.5 stops, every sample
