@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,12 +80,22 @@ def _make_engine(url: str) -> Engine:
 
 
 def use_wal(engine: Engine) -> str:
-    """Switch a SQLite file to the WAL journal (persistent, once per file); the mode reached."""
-    raw = engine.raw_connection()  # outside any transaction: the pragma cannot run in one
-    try:
-        return str(raw.cursor().execute("PRAGMA journal_mode = WAL").fetchone()[0])
-    finally:
-        raw.close()
+    """Switch a SQLite file to the WAL journal (persistent, once per file); the mode reached.
+
+    Two processes opening a new store at once can both hold a read lock while each asks for the
+    exclusive lock the switch needs; SQLite then answers "database is locked" at once, without
+    waiting on the busy timeout (it would deadlock). The switch is retried until BUSY_MS."""
+    deadline = time.monotonic() + BUSY_MS / 1000
+    while True:
+        raw = engine.raw_connection()  # outside any transaction: the pragma cannot run in one
+        try:
+            return str(raw.cursor().execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        finally:
+            raw.close()
+        time.sleep(0.05 + 0.1 * random.random())  # apart, so the two do not collide again
 
 
 @contextlib.contextmanager

@@ -100,3 +100,43 @@ def test_full_database_is_said_plainly(tmp_path):
     assert describe(err.value).startswith("Could not save the visit: the disk that holds the patient store is full.")
     assert "read-only" in describe(OSError(30, "Read-only file system"))
     assert "cannot be reached" in describe(Exception("connection refused"), "open the patient store")
+
+
+def test_the_wal_switch_is_retried_when_sqlite_refuses_it_at_once(monkeypatch) -> None:
+    """Two processes opening a new store: SQLite may answer "database is locked" at once (no
+    busy wait, it would deadlock); the switch is retried, and another error is not."""
+
+    from dashboard.store import engine as eng
+
+    class Raw:
+        def __init__(self, outcomes: list) -> None:
+            self.outcomes = outcomes
+
+        def cursor(self):
+            return self
+
+        def execute(self, sql: str):
+            outcome = self.outcomes.pop(0)
+            if isinstance(outcome, Exception):
+                raise outcome
+            return self
+
+        def fetchone(self):
+            return ("wal",)
+
+        def close(self) -> None:
+            pass
+
+    class Engine:
+        def __init__(self, outcomes: list) -> None:
+            self.outcomes = outcomes
+
+        def raw_connection(self):
+            return Raw(self.outcomes)
+
+    monkeypatch.setattr(eng.time, "sleep", lambda s: None)
+    locked = sqlite3.OperationalError("database is locked")
+    outcomes = [locked, locked, "ok"]
+    assert eng.use_wal(Engine(outcomes)) == "wal" and outcomes == []
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        eng.use_wal(Engine([sqlite3.OperationalError("disk I/O error")]))
