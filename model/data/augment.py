@@ -119,9 +119,7 @@ class Renormalised(A.ImageOnlyTransform):
         rgb = self.normalise.get("rgb")
         if rgb is None:
             return img
-        out = img.copy()
-        idx = list(rgb)
-        out[..., idx] = np.clip(to_srgb(to_linear(np.clip(img[..., idx], 0, 1)) * gain), 0, 1)
+        out = colour.apply_gains(img, np.full(3, gain, np.float32), rgb)  # clipped like a sensor
         return colour.balance(out, "grey-world", self.normalise["reference"], rgb=rgb,
                               luminance=self.normalise["luminance"])[0]
 

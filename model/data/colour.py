@@ -248,7 +248,11 @@ def grey_world_gains(image: np.ndarray, reference: np.ndarray, cfg: GreyWorld = 
                      rgb: Sequence[int] | None = RGB) -> np.ndarray:
     """(3,) gains on linear R, G, B that move the photo's statistic onto `reference` (a (3,)
     chromaticity) at the statistic's own luminance; ones without colour planes."""
-    stat = photo_statistic(image, cfg, rgb)
+    return _cast_gains(photo_statistic(image, cfg, rgb), reference, cfg)
+
+
+def _cast_gains(stat: np.ndarray | None, reference: np.ndarray, cfg: GreyWorld) -> np.ndarray:
+    """`grey_world_gains` from the photo's statistic (None: no colour planes)."""
     if stat is None:
         return np.ones(3, np.float32)
     d = _chromatic(np.log(chromaticity(stat)) - np.log(chromaticity(reference)))  # the cast, in log gains
@@ -265,7 +269,11 @@ def exposure_gain(image: np.ndarray, gains: np.ndarray, luminance: float, cfg: G
                   rgb: Sequence[int] | None = RGB) -> float:
     """The gain, the same on linear R, G and B, that brings the luminance of the photo's
     statistic, after `gains`, to `luminance` (clamped to +-EXPOSURE_STOPS); 1 without colour planes."""
-    stat = photo_statistic(image, cfg, rgb)
+    return _exposure_of(photo_statistic(image, cfg, rgb), gains, luminance)
+
+
+def _exposure_of(stat: np.ndarray | None, gains: np.ndarray, luminance: float) -> float:
+    """`exposure_gain` from the photo's statistic (None: no colour planes)."""
     if stat is None:
         return 1.0
     now = float(LUMA @ (stat * np.asarray(gains, np.float64)))
@@ -353,13 +361,17 @@ def balance(image: np.ndarray, method: str, reference: np.ndarray | None = None,
     """
     if check_method(method) == "none":
         return np.asarray(image), np.ones(3, np.float32)
+    stat = None  # the photo's statistic, taken once for the cast and the exposure
     if method == "patch":
         if box is None:
             raise ValueError("white balance 'patch' needs a neutral box (x0, y0, x1, y1)")
         gains = patch_gains(image, box, rgb)
     else:
         ref = chromaticity(np.ones(3)) if reference is None else np.asarray(reference, np.float64)
-        gains = grey_world_gains(image, ref, cfg, rgb)
+        stat = photo_statistic(image, cfg, rgb)
+        gains = _cast_gains(stat, ref, cfg)
     if luminance is not None:
-        gains = (gains * exposure_gain(image, gains, luminance, cfg, rgb)).astype(np.float32)
+        if method == "patch":
+            stat = photo_statistic(image, cfg, rgb)
+        gains = (gains * _exposure_of(stat, gains, luminance)).astype(np.float32)
     return apply_gains(image, gains, rgb), gains
