@@ -200,7 +200,8 @@ def train_transform(size: int, mode: str = "full", seed: int | None = None, crop
     slight defocus (Gaussian sigma 0.3-1.2 px), exposure +-1 stop (linear light) and JPEG
     quality 40-95 (bench/bench_robustness.py measures the scores' drift under each).
     renormalise: (normalise, p) for a model trained on exposure-normalised photos: with chance p
-    a sample is overexposed and normalised again (`Renormalised`), after the other intensity steps.
+    a sample is overexposed and normalised again (`Renormalised`), after the other intensity steps;
+    "photo" then leaves out its plain exposure change, which `predict` divides out of every photo.
     """
     if mode not in AUGMENT_MODES:
         raise DermsevError(f"--augment must be one of {list(AUGMENT_MODES)}, got {mode!r}")
@@ -233,7 +234,7 @@ def train_transform(size: int, mode: str = "full", seed: int | None = None, crop
         ]
     if mode in ("full", "photo"):
         steps.append(RGBJitter(0.1, 0.1, 0.1, p=0.5))
-    if mode == "photo":
+    if mode == "photo" and renormalise is None:  # a normalised photo's exposure is divided out; only clipping is left
         steps += [Exposure(1.0, p=0.3)]
     if renormalise is not None and renormalise[1] > 0:
         steps.append(Renormalised(renormalise[0], p=renormalise[1]))

@@ -206,7 +206,7 @@ def fit(
     if net.tabular is not None:  # a training setting, not part of the saved network
         net.tabular.drop_prob = cfg.tabular_dropout
     gen = torch.Generator().manual_seed(cfg.seed)
-    renorm = (cache.normalised, cfg.overexposure) if cfg.overexposure and cache.normalised else None
+    renorm = (cache.normalised, cfg.overexposure) if cache.normalised else None
     ds = SeverityDataset(cache, train_idx, augment.train_transform(cache.size, cfg.augment, seed=cfg.seed, crop=cfg.crop_size,
                                                                    renormalise=renorm))
     if dist is not None:

@@ -263,3 +263,16 @@ def test_flips_move_pixels_without_blending_and_reach_all_eight_symmetries() -> 
         np.testing.assert_array_equal(out, np.rot90(src, k % 4))
         seen.add(k)
     assert seen == set(range(8))
+
+
+def test_photo_mode_leaves_plain_exposure_out_for_exposure_normalised_photos() -> None:
+    # `predict` divides a normalised model's photo exposure out, so "photo" must not teach it
+    # exposure shifts it never sees; only the overexposure that clips (Renormalised) is left.
+    normalise = {"reference": np.float32([0.4, 0.33, 0.27]), "luminance": 0.2, "rgb": (0, 1, 2)}
+
+    def kinds(**kw) -> set[type]:
+        return {type(t) for t in train_transform(64, "photo", **kw).transforms}
+
+    assert Exposure in kinds()
+    assert Exposure not in kinds(renormalise=(normalise, 0.3)) and Renormalised in kinds(renormalise=(normalise, 0.3))
+    assert not {Exposure, Renormalised} & kinds(renormalise=(normalise, 0.0))  # normalised, no overexposure asked
