@@ -1,6 +1,6 @@
 """Score drift under re-lighting, blur, JPEG, rotation and rescaling, with and without white balance.
 
-    .venv/bin/python bench/bench_robustness.py [--n 50] [--seed 31] [--threads 2]
+    .venv/bin/python bench/bench_robustness.py [--n 100] [--seed 31] [--threads 2]
         [--alternatives] [--ref-n 400] [--ref-seed 7] [--work /tmp/dermsev_bench_robustness]
         [--md docs/robustness.md] [--model MODEL_DIR]
 
@@ -12,7 +12,9 @@ rescaling (0.5x, 0.75x, 1.5x). Each is scored by the demo model with each white 
 (`Predictor.predict_many(white_balance=...)`) and compared with the clean photo scored the
 same way: per sign, the median and 95th percentile of |score change|. Only photos the gate
 passes, clean and perturbed, count toward the target (median <= 0.1, p95 <= 0.3 per sign);
-the others are counted as excluded. The clean photos' image MAE against the generator's
+the others are counted as excluded. The 95th percentile of 50 photos is their third-largest
+change, so one or two photos decide it: the default is 100 (the bundled model's ninth stage met
+the target under 7 of 16 perturbations over 100 photos with TTA, against 9 over the first 50). The clean photos' image MAE against the generator's
 truth shows what the balance itself costs. --alternatives adds other grey-world designs
 (model/data/colour.py GreyWorld), applied to the arrays before scoring, against a reference
 taken from --ref-n photos of the demo model's training generator (seed --ref-seed).
@@ -152,7 +154,7 @@ def summary(results: dict, signs: list[str]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=50, help="synthetic photos")
+    ap.add_argument("--n", type=int, default=100, help="synthetic photos (a p95 over fewer is decided by one or two photos)")
     ap.add_argument("--seed", type=int, default=31)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--alternatives", action="store_true", help="also measure other grey-world designs")
