@@ -1,6 +1,6 @@
 """Batching photos of different sessions in the inference queue (issue 20, item 1).
 
-    .venv/bin/python bench/bench_batching.py [--photos 8] [--repeats 5] [--threads N] [--tta] [--md OUT]
+    .venv/bin/python bench/bench_batching.py [--photos 8] [--repeats 5] [--threads N] [--tta] [--batches 2,4] [--md OUT]
 
 Loads the bundled demo model as the server does (backend auto: DERMSEV_BACKEND, else the
 fastest measured on this machine; --threads sets the model's threads, default all cores as the
@@ -14,7 +14,7 @@ then 4 images), in four ways:
     one per forward   QueuedPredictor, one photo per forward (max_images 1, or 4 with TTA):
                       decode and summary on the sessions' threads, only the network in the worker
     batched by 2, 4   the same with up to 2 and 4 photos per forward (max_images 2 and 4, or
-                      8 and 16 with TTA; 16 is the queue's default)
+                      8 and 16 with TTA); --batches chooses others
 
 Each row: the median over --repeats rounds (the modes interleaved, after one warm-up round
 each) of the wall time from the common start to the last result; photos per second; forwards
@@ -49,9 +49,12 @@ from model.inference import Predictor  # noqa: E402
 from model.inference.tta import VIEWS  # noqa: E402
 from model.nets.modeldir import DEMO_DIR  # noqa: E402
 
-# mode: photos per forward (None: the whole photo as one job, as before batching); the queue's
-# max_images is that times the images of one photo (tta.VIEWS with TTA)
-MODES = {"before": None, "one per forward": 1, "batched by 2": 2, "batched by 4": 4}
+
+def modes(batches: list[int]) -> dict[str, int | None]:
+    """The compared modes, {name: photos per forward}: "before" (None: the whole photo as one
+    job, as before batching), "one per forward" and one "batched by k" per k > 1. The queue's
+    max_images is that times the images of one photo (tta.VIEWS with TTA)."""
+    return {"before": None, "one per forward": 1, **{f"batched by {k}": k for k in batches if k > 1}}
 
 
 def patient(k: int, tta: bool) -> dict:
@@ -90,7 +93,7 @@ def one_round(
     return wall, results
 
 
-def run(n_photos: int, repeats: int, threads: int | None, tta: bool = False) -> dict:
+def run(n_photos: int, repeats: int, threads: int | None, tta: bool = False, batches: list[int] = (2, 4)) -> dict:
     predictor = Predictor(DEMO_DIR, backend="auto", threads=threads)
     forwards, forward_all = [], predictor.forward_all
 
@@ -100,12 +103,13 @@ def run(n_photos: int, repeats: int, threads: int | None, tta: bool = False) -> 
 
     predictor.forward_all = counted
     photos = [photo(k, 512) for k in range(n_photos)]
-    walls: dict[str, list[float]] = {m: [] for m in MODES}
-    counts: dict[str, list[int]] = {m: [] for m in MODES}
+    compared = modes(list(batches))
+    walls: dict[str, list[float]] = {m: [] for m in compared}
+    counts: dict[str, list[int]] = {m: [] for m in compared}
     diffs: dict[str, float] = {}
     reference = None
     for r in range(repeats + 1):  # round 0 warms up each mode and checks its maps
-        for mode, max_batch in MODES.items():
+        for mode, max_batch in compared.items():
             forwards.clear()
             wall, results = one_round(predictor, photos, max_batch, f"{mode}-{r}", tta)
             if r == 0:
@@ -132,7 +136,7 @@ def table(r: dict) -> str:
     head = ["mode", "wall s (median)", "photos/s", "forwards per round", "/ one per forward",
             "/ before", "max map diff"]  # fmt: skip
     rows = [head, ["---"] * len(head)]
-    for mode in MODES:
+    for mode in med:
         rows.append([mode, f"{med[mode]:.2f}", f"{n / med[mode]:.1f}", f"{r['forwards'][mode]:.1f}",
                      f"{med[mode] / med['one per forward']:.2f}", f"{med[mode] / med['before']:.2f}",
                      f"{r['max_diff'][mode]:.1e}"])  # fmt: skip
@@ -153,11 +157,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--tta", action="store_true", help="TTA on (the page's default): 3 images a photo"
     )
+    ap.add_argument("--batches", default="2,4", help="photos per forward to compare, comma-separated (default 2,4)")
     ap.add_argument("--md", type=Path, help="write the table and how it was measured to this file")
     a = ap.parse_args(argv)
     if a.photos < 1 or a.repeats < 1:
         ap.error("--photos and --repeats must be at least 1")
-    result = run(a.photos, a.repeats, a.threads, a.tta)
+    try:
+        batches = [int(k) for k in a.batches.split(",")]
+    except ValueError:
+        ap.error(f"--batches must be whole numbers separated by commas, got {a.batches!r}")
+    if any(k < 1 for k in batches):
+        ap.error(f"--batches must be at least 1, got {a.batches!r}")
+    result = run(a.photos, a.repeats, a.threads, a.tta, batches)
     text = table(result)
     print(text)
     if a.md:

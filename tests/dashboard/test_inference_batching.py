@@ -186,7 +186,7 @@ def test_photos_behind_a_running_batch_count_all_of_it(q):
 def test_tta_and_plain_photos_share_a_forward_and_get_their_own_results():
     """Sessions with TTA on and off, the same working shape: one forward of all their images
     (3 views a TTA photo), each session getting its own rows back."""
-    q = InferenceQueue()  # the default limit: 16 images
+    q = InferenceQueue(max_images=16)  # room for all 11 images
     try:
         net, tta = TtaNet(), [True, False, True, False, True]  # 3 + 1 + 3 + 1 + 3 = 11 images
         release = hold(q)
