@@ -7,7 +7,7 @@ fastest measured on this machine; --threads sets the model's threads, default al
 server), then --photos sessions, each on its own thread, submit one synthetic 512 px JPEG
 (bench_load's photo; all share one working shape; each session its own age and sex) at the
 same moment to a real InferenceQueue, TTA off (--tta: on, as the page's default; each photo is
-then 4 images), in four ways:
+then 4 images), in these ways:
 
     before            the whole photo (decode to summary) as one job in the worker, as the queue
                       ran it before batching
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         "--threads", type=int, help="the model's threads (default: all cores, as the server)"
     )
     ap.add_argument(
-        "--tta", action="store_true", help="TTA on (the page's default): 3 images a photo"
+        "--tta", action="store_true", help="TTA on (the page's default): 4 images a photo"
     )
     ap.add_argument("--batches", default="2,4", help="photos per forward to compare, comma-separated (default 2,4)")
     ap.add_argument("--md", type=Path, help="write the table and how it was measured to this file")
