@@ -93,7 +93,8 @@ def one_round(
     return wall, results
 
 
-def run(n_photos: int, repeats: int, threads: int | None, tta: bool = False, batches: list[int] = (2, 4)) -> dict:
+def run(n_photos: int, repeats: int, threads: int | None, tta: bool = False,
+        batches: tuple[int, ...] | list[int] = (2, 4)) -> dict:
     predictor = Predictor(DEMO_DIR, backend="auto", threads=threads)
     forwards, forward_all = [], predictor.forward_all
 

@@ -14,8 +14,8 @@ same way: per sign, the median and 95th percentile of |score change|. Only photo
 passes, clean and perturbed, count toward the target (median <= 0.1, p95 <= 0.3 per sign);
 the others are counted as excluded. The 95th percentile of 50 photos is their third-largest
 change, so one or two photos decide it: the default is 100 (the bundled model's ninth stage met
-the target under 7 of 16 perturbations over 100 photos with TTA, against 9 over the first 50). The clean photos' image MAE against the generator's
-truth shows what the balance itself costs. --alternatives adds other grey-world designs
+the target under 7 of 16 perturbations over 100 photos with TTA, against 9 over the first 50).
+The clean photos' image MAE against the generator's truth shows what the balance itself costs. --alternatives adds other grey-world designs
 (model/data/colour.py GreyWorld), applied to the arrays before scoring, against a reference
 taken from --ref-n photos of the demo model's training generator (seed --ref-seed).
 Prints markdown; --md writes it with the command line to that file.

@@ -24,8 +24,8 @@ time and memory is its images. The default holds 2 photos with TTA (the page's d
 8 without, or a mix: on this 2-core CPU, 16 sessions sending a photo at once were all
 scored in 1.36 s with TTA in batches of 8 images, 1.44 s one photo per forward and 1.58 s in
 batches of 16; without TTA in 0.52 s in batches of 8, 0.54 s of 16, 0.75 s one per forward
-(bench/bench_batching.py, docs/load.md). A photo's views are never split, and a photo larger than the limit
-(max_images 1 and TTA) runs alone. The worker never waits for a batch to fill: it takes what
+(bench/bench_batching.py, docs/load.md). A photo's views are never split, and a photo larger
+than the limit (max_images 1 and TTA) runs alone. The worker never waits for a batch to fill: it takes what
 is waiting when it is free, so a lone photo is not delayed, and batches form exactly when
 sessions are queueing behind each other. Only a run of consecutive forwards is batched (a
 photo never overtakes an earlier one), so start order stays FIFO; the one exception is the
