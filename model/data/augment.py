@@ -106,25 +106,32 @@ class Renormalised(A.ImageOnlyTransform):
     2**stops in linear light, clipped (a bright photo's red channel saturates first, and its
     colour is lost), then white-balanced and exposure-normalised again as predict does
     (`model.data.colour.balance` with `normalise`: {"reference", "luminance", "rgb"}).
-    stops: uniform in the range; only overexposure clips, so the default range is upwards."""
+    stops: uniform in the range; only overexposure clips, so the default range is upwards.
+    kelvin: also relight under a light of this colour temperature (uniform in the range; von
+    Kries gains from the Planckian locus, `colour.planckian_gains`), which the balance then
+    mostly takes out again; None keeps the light's colour."""
 
-    def __init__(self, normalise: dict, stops: tuple[float, float] = (0.25, 1.5), p: float = 0.3):
+    def __init__(self, normalise: dict, stops: tuple[float, float] = (0.25, 1.5), p: float = 0.3,
+                 kelvin: tuple[float, float] | None = None):
         super().__init__(p=p)
-        self.normalise, self.stops = normalise, stops
+        self.normalise, self.stops, self.kelvin = normalise, stops, kelvin
 
-    def get_params(self) -> dict[str, float]:
-        return {"gain": 2.0 ** self.py_random.uniform(*self.stops)}
+    def get_params(self) -> dict[str, Any]:
+        gains = np.full(3, 2.0 ** self.py_random.uniform(*self.stops), np.float32)
+        if self.kelvin is not None:
+            gains = gains * colour.planckian_gains(self.py_random.uniform(*self.kelvin))
+        return {"gains": gains}
 
-    def apply(self, img: np.ndarray, gain: float = 1.0, **_: Any) -> np.ndarray:
+    def apply(self, img: np.ndarray, gains: np.ndarray | None = None, **_: Any) -> np.ndarray:
         rgb = self.normalise.get("rgb")
-        if rgb is None:
+        if rgb is None or gains is None:
             return img
-        out = colour.apply_gains(img, np.full(3, gain, np.float32), rgb)  # clipped like a sensor
+        out = colour.apply_gains(img, gains, rgb)  # clipped like a sensor
         return colour.balance(out, "grey-world", self.normalise["reference"], rgb=rgb,
                               luminance=self.normalise["luminance"])[0]
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("stops",)
+        return ("stops", "kelvin")
 
 
 def _resize(img: np.ndarray, w: int, h: int, interpolation: int) -> np.ndarray:
@@ -240,6 +247,27 @@ def train_transform(size: int, mode: str = "full", seed: int | None = None, crop
         steps.append(Renormalised(renormalise[0], p=renormalise[1]))
     if mode == "photo":
         steps += [Jpeg((40, 95), p=0.3)]
+    return A.Compose(steps, seed=seed)
+
+
+def consistency_view(normalise: dict | None = None, seed: int | None = None) -> A.Compose:
+    """The second view of a training crop for consistency training (`consistency` in the train
+    config): the same pixels as a phone might have taken them instead. Intensity only, so the
+    view stays aligned with the crop and its prediction can be compared pixel by pixel; the
+    turn is applied to the batch (model/training/consistency.py).
+
+    normalise: the cache's `normalised` ({"reference", "luminance", "rgb"}) for a model trained
+    on balanced, exposure-normalised photos: the view is relit (3000-7500 K, -1..+1.5 stops,
+    clipped) and balanced again, as `predict` would see it (`Renormalised`); None: a plain
+    exposure change of +-1 stop. Then a slight defocus, a lower resolution and JPEG, each
+    sometimes (bench/bench_robustness.py perturbs the same ways)."""
+    steps: list[A.BasicTransform] = [
+        Renormalised(normalise, stops=(-1.0, 1.5), kelvin=(3000.0, 7500.0), p=0.6)
+        if normalise is not None else Exposure(1.0, p=0.6),
+        A.GaussianBlur(sigma_limit=(0.3, 1.5), p=0.35),
+        LowResolution((0.5, 0.95), p=0.25),
+        Jpeg((40, 95), p=0.3),
+    ]
     return A.Compose(steps, seed=seed)
 
 

@@ -77,10 +77,12 @@ class CachedExamples:
 class SeverityDataset(TorchDataset):
     """Items: image (C, S, S) float32, masks (signs, S, S) uint8 (255 ignore), valid (1, S, S)
     bool, scores (signs,) float32 NaN unknown, has_mask (signs,) bool, age () float NaN, sex () long;
-    with a cache `with_skin`, also skin (1, S, S) uint8 (1 skin, 0 not, 255 unknown)."""
+    with a cache `with_skin`, also skin (1, S, S) uint8 (1 skin, 0 not, 255 unknown); with a
+    `view` pipeline (intensity only: augment.consistency_view), also view (C, S, S) float32, the
+    augmented image passed through it."""
 
-    def __init__(self, cache: CachedExamples, indices: list[int], transform):
-        self.cache, self.indices, self.transform = cache, list(indices), transform
+    def __init__(self, cache: CachedExamples, indices: list[int], transform, view=None):
+        self.cache, self.indices, self.transform, self.view = cache, list(indices), transform, view
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -99,6 +101,9 @@ class SeverityDataset(TorchDataset):
         if self.cache.with_skin:
             extra["skin"] = torch.from_numpy(np.ascontiguousarray(masks[-1][None]))
             masks = masks[:-1]
+        if self.view is not None:
+            seen = self.view(image=img)["image"]
+            extra["view"] = torch.from_numpy(np.ascontiguousarray(seen.transpose(2, 0, 1), dtype=np.float32))
         return {
             **extra,
             "image": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),

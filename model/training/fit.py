@@ -31,6 +31,7 @@ from model.data.trainset import CachedExamples, SeverityDataset, eval_batches
 from model.nets.unet import DermSevNet
 from model.scoring.metrics import SignAccumulator, SkinDice, mean_over_signs
 from model.training import distributed
+from model.training.consistency import consistency_mae, turn_grid, turns, warp
 from model.training.distributed import Dist
 from model.training.losses import image_mae, masked_mae, skin_bce
 from model.training.unknown import calibrate_unknown
@@ -111,12 +112,30 @@ def drop_channels(x: torch.Tensor, p: float, gen: torch.Generator | None = None)
 
 def compute_loss(net: DermSevNet, batch: dict, supervision: str, image_weight: float, sparsity: float,
                  region_weight: float = 0.0, sign_weights: torch.Tensor | None = None,
-                 skin_weight: float = 0.0) -> tuple[torch.Tensor, dict]:
-    out = net(batch["image"], batch["age"], batch["sex"], raw=True)
+                 skin_weight: float = 0.0, consistency: float = 0.0,
+                 gen: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+    """consistency: the weight of the consistency term (model/training/consistency.py) on a
+    batch with a "view"; the views are turned with angles drawn from `gen` and scored in the
+    same forward as the crops."""
+    x, age, sex = batch["image"], batch["age"], batch["sex"]
+    grid = None
+    if consistency > 0 and "view" in batch:
+        b, _, h, w = x.shape
+        grid = turn_grid(turns(b, gen), h, w, x.device)
+        view = warp(batch["view"], grid).to(x.dtype)
+        x = torch.cat([x, view]).contiguous(memory_format=torch.channels_last)
+        age, sex = torch.cat([age, age]), torch.cat([sex, sex])
+    out = net(x, age, sex, raw=True)
+    view_out = None
+    if grid is not None:
+        out, view_out = out[: len(out) // 2], out[len(out) // 2 :]
     raw = out[:, : net.cfg.n_signs]
     maps = raw.clamp(0.0, net.cfg.max_score)
     zero = out.sum() * 0
-    pix, img, skin = zero, zero, zero
+    pix, img, skin, cons = zero, zero, zero, zero
+    if view_out is not None:
+        cons = consistency_mae(view_out[:, : net.cfg.n_signs].clamp(0.0, net.cfg.max_score), maps,
+                               batch["valid"], grid)
     if net.cfg.skin_head and "skin" in batch:
         # skin vs background/clothing/hair: binary cross-entropy on the pixels whose skin is known
         skin = skin_bce(out[:, net.cfg.n_signs :], batch["skin"])
@@ -133,10 +152,11 @@ def compute_loss(net: DermSevNet, batch: dict, supervision: str, image_weight: f
         if use.any():
             pooled = net.pool(maps, batch["valid"])
             img, _ = image_mae(pooled, batch["scores"], use, sign_weights)
-    loss = pix + image_weight * img + skin_weight * skin
+    loss = pix + image_weight * img + skin_weight * skin + consistency * cons
     if net.mixing is not None and sparsity > 0:
         loss = loss + sparsity * net.mixing.entropy()
-    return loss, {"pixel": float(pix.detach()), "image": float(img.detach()), "skin": float(skin.detach())}
+    return loss, {"pixel": float(pix.detach()), "image": float(img.detach()), "skin": float(skin.detach()),
+                  "consistency": float(cons.detach())}
 
 
 @torch.no_grad()
@@ -207,8 +227,9 @@ def fit(
         net.tabular.drop_prob = cfg.tabular_dropout
     gen = torch.Generator().manual_seed(cfg.seed)
     renorm = (cache.normalised, cfg.overexposure) if cache.normalised else None
+    view = augment.consistency_view(cache.normalised, seed=cfg.seed + 2) if cfg.consistency > 0 else None
     ds = SeverityDataset(cache, train_idx, augment.train_transform(cache.size, cfg.augment, seed=cfg.seed, crop=cfg.crop_size,
-                                                                   renormalise=renorm))
+                                                                   renormalise=renorm), view=view)
     if dist is not None:
         loader = distributed.train_loader(ds, cfg.batch_size, cfg.seed, dist)
     else:
@@ -266,9 +287,10 @@ def fit(
         sign_weights = torch.tensor([float(cfg.sign_loss_weights.get(s, 1.0)) for s in cache.spec.signs])
     seen, busy = 0, 0.0
     # DDP across ranks; one process: the same loss, computed directly
+    turn_gen = torch.Generator().manual_seed(cfg.seed + 3)
     step = distributed.wrap(net, lambda n, b: compute_loss(
         n, b, cfg.supervision, cfg.image_loss_weight, cfg.mixing_sparsity, cfg.region_loss_weight, sign_weights,
-        cfg.skin_loss_weight), dist, cfg.sync_batchnorm)
+        cfg.skin_loss_weight, cfg.consistency, turn_gen), dist, cfg.sync_batchnorm)
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None  # fp16 needs loss scaling, bf16 not
     # A progress bar per step only on a terminal; in a log file, one line per epoch.
     step_bar = progress and sys.stderr.isatty()

@@ -129,6 +129,10 @@ class TrainConfig:
     # stops (clipped: a bright photo's red channel saturates first) and normalised again, as
     # predict would see that photo (model/data/augment.py Renormalised). 0 = off.
     overexposure: float = 0.0
+    # Weight of the consistency term (model/training/consistency.py): each crop also seen as
+    # another phone might have taken it (relit, re-exposed, defocused, compressed, turned), its
+    # maps pulled toward the crop's. 0 = off; on, a step scores twice the images.
+    consistency: float = 0.0
     # Several processes (torchrun): BatchNorm statistics pooled over the GPUs' batches
     # (SyncBatchNorm, CUDA only); off, each process normalises its own share of the batch.
     sync_batchnorm: bool = False
@@ -146,6 +150,8 @@ class TrainConfig:
             (isinstance(self.overexposure, (int, float)) and 0 <= self.overexposure <= 1
              and (not self.overexposure or self.normalise_exposure),
              "overexposure must be a chance 0..1, and needs normalise_exposure"),
+            (isinstance(self.consistency, (int, float)) and not isinstance(self.consistency, bool)
+             and 0 <= self.consistency < math.inf, "consistency must be a non-negative number"),
             (self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}"),
             (self.mixing in ("auto", "on", "off"), "mixing must be auto, on or off"),
             (self.skin_head in ("auto", "on", "off"), "skin_head must be auto, on or off"),

@@ -186,13 +186,13 @@ def test_renormalised_overexposure_keeps_the_exposure_and_loses_only_clipped_col
     ref = colour.chromaticity(colour.photo_statistic(photo))
     target = float(colour.LUMA @ colour.photo_statistic(photo))
     aug = Renormalised({"reference": ref, "luminance": target, "rgb": (0, 1, 2)})
-    mild = aug.apply(photo, gain=2.0)  # red at most 0.6 linear: nothing clips
+    mild = aug.apply(photo, gains=np.full(3, 2.0, np.float32))  # red at most 0.6 linear: nothing clips
     np.testing.assert_allclose(mild, photo, atol=2e-3)  # the normalisation undoes the gain
-    harsh = aug.apply(photo, gain=4.0)  # red clips on the brighter pixels
+    harsh = aug.apply(photo, gains=np.full(3, 4.0, np.float32))  # red clips on the brighter pixels
     # back near the target exposure (not 4x it); not exactly: the statistic skips clipped pixels
     assert 0.8 < float(colour.LUMA @ colour.photo_statistic(harsh)) / target < 1.25
     assert np.abs(harsh - photo).max() > 0.02  # the clipped colour is lost, not scaled back
-    assert Renormalised({"reference": ref, "luminance": target, "rgb": None}).apply(photo, gain=4.0) is photo
+    assert Renormalised({"reference": ref, "luminance": target, "rgb": None}).apply(photo, gains=np.full(3, 4.0, np.float32)) is photo
     steps = train_transform(64, "geometric", renormalise=({"reference": ref, "luminance": target, "rgb": (0, 1, 2)}, 0.3))
     assert any(isinstance(t, Renormalised) for t in steps.transforms)
     assert not any(isinstance(t, Renormalised) for t in train_transform(64, "geometric").transforms)

@@ -69,4 +69,5 @@ def test_overexposure_augments_only_when_asked(synth_dataset: Path, tmp_path: Pa
     train(synth_dataset, tmp_path / "a", TrainConfig(**base), progress=False)
     assert calls == []
     train(synth_dataset, tmp_path / "b", TrainConfig(**base, overexposure=1.0), progress=False)
-    assert len(calls) >= 8 and all(1.18 < c["gain"] < 2.83 for c in calls)  # 0.25-1.5 stops, every sample
+    # 0.25-1.5 stops on every sample, grey (no colour temperature unless asked)
+    assert len(calls) >= 8 and all(1.18 < c["gains"][0] == c["gains"][1] == c["gains"][2] < 2.83 for c in calls)
