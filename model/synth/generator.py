@@ -21,6 +21,7 @@ import tifffile
 import yaml
 
 from model.errors import DermsevError
+from model.synth.confounders import plan as plan_confounders
 from model.synth.render import (
     Patient,
     channel_names,
@@ -46,9 +47,12 @@ class _Job:
     channels: int
     write_masks: bool
     patient: Patient
+    confounders: float = 0.0  # chance of healthy look-alikes in this image
 
 
-def _check(out: Path, n: int, size: int, seed: int, channels: int, workers: int | None) -> None:
+def _check(
+    out: Path, n: int, size: int, seed: int, channels: int, workers: int | None, confounders: float
+) -> None:
     def is_int(v: object) -> bool:
         return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
@@ -62,6 +66,9 @@ def _check(out: Path, n: int, size: int, seed: int, channels: int, workers: int 
         raise DermsevError(f"channels must be between 1 and 64, got {channels!r}")
     if workers is not None and (not is_int(workers) or workers < 1):
         raise DermsevError(f"workers must be at least 1, got {workers!r}")
+    real = isinstance(confounders, (int, float, np.integer, np.floating))
+    if not real or isinstance(confounders, bool) or not 0 <= confounders <= 1:  # NaN fails too
+        raise DermsevError(f"confounders must be a chance between 0 and 1, got {confounders!r}")
     if out.exists() and not out.is_dir():
         raise DermsevError(f"output {out} exists and is a file; give a new or empty folder")
     if out.is_dir() and any(out.iterdir()):
@@ -90,7 +97,8 @@ def _make_one(job: _Job) -> dict[str, object]:
     """Render, write and describe one image (runs in a worker)."""
     rng = np.random.default_rng([job.seed, job.index])
     params = draw_params(rng, job.patient)
-    image, masks, skin = render(rng, job.patient, params, job.size, job.channels)
+    extras = plan_confounders(job.seed, job.index, job.confounders)  # own stream, () at 0
+    image, masks, skin = render(rng, job.patient, params, job.size, job.channels, extras)
     masks = mark_unannotated(rng, masks, job.size / 256.0)
     p = job.patient
     row: dict[str, object] = {
@@ -139,6 +147,7 @@ def generate(
     image_level_only: bool = False,
     workers: int | None = None,
     progress: bool = False,
+    confounders: float = 0.0,
 ) -> Path:
     """Write a synthetic dataset of n close-up skin photos (size x size px) into `out`.
 
@@ -146,10 +155,15 @@ def generate(
     channels named in dataset.yaml (extra ones carry erythema, texture, or pure noise; see
     `channel_signs`). image_level_only: no masks, only image-level `score_<sign>` columns.
     workers: processes (default min(2, cpu count)); the output does not depend on it.
+    confounders: chance (0..1) that an image also shows 1-2 healthy look-alikes a model must
+    not score: a mouth (lips, teeth), nostrils, an eyebrow or hairline, a ruler or sticker
+    (skin mask 0 on them) or moles and freckles (skin); every sign mask is 0 on them. They
+    are drawn from their own random stream: at 0 (the default) the files are exactly those
+    of earlier versions for a seed.
     Raises DermsevError on bad arguments or a non-empty `out`. Returns the dataset path.
     """
     out = Path(out)
-    _check(out, n, size, seed, channels, workers)
+    _check(out, n, size, seed, channels, workers, confounders)
     workers = workers or min(2, os.cpu_count() or 1)
     (out / "images").mkdir(parents=True, exist_ok=True)
     if not image_level_only:
@@ -165,6 +179,7 @@ def generate(
             int(channels),
             not image_level_only,
             p,
+            float(confounders),
         )
         for i, p in enumerate(plan_patients(int(seed), int(n)))
     ]

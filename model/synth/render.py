@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from model.synth import confounders as cf
 from model.synth import signs as sg
 from model.synth import skin as sk
 
@@ -105,10 +106,18 @@ def line_depth(age: float) -> float:
 
 
 def render(
-    rng: np.random.Generator, patient: Patient, params: SampleParams, size: int, channels: int = 3
+    rng: np.random.Generator,
+    patient: Patient,
+    params: SampleParams,
+    size: int,
+    channels: int = 3,
+    confounders: tuple[cf.Confounder, ...] = (),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One sample: image (H, W, C) uint8, masks (signs, H, W) uint8 on 0..3 (no 255 yet) and
-    the skin mask (H, W) uint8, 1 = skin, 0 = background, clothing or hair-covered."""
+    the skin mask (H, W) uint8, 1 = skin, 0 = background, clothing, hair-covered or hidden.
+
+    confounders: healthy look-alikes drawn before the camera (see `confounders.paint`); they
+    use no draw of `rng`, so the rest of the picture is the same with or without them."""
     h = w = size
     s = size / 256.0
     if params.background:
@@ -189,6 +198,13 @@ def render(
         alpha = np.clip(dist / max(0.6, 1.3 * s) + 0.5, 0, 1)[..., None]
         rgb = rgb * alpha + bg * (1 - alpha)
 
+    hidden = None
+    if confounders:  # under the same lighting, blur and noise as the skin; no lesion under them
+        before = rgb.mean(axis=2)
+        rgb, hidden, cover = cf.paint(confounders, rgb, dist > 0, s, base, hair_col, phi)
+        masks[:, cover] = 0
+        dim = np.clip(rgb.mean(axis=2) / np.maximum(before, 1e-3), 0, 3)  # for the extra channels
+
     balance = 1 + np.array([1, 0, -1], np.float32) * rng.normal(0, 0.025)
     rgb *= light[..., None] * balance
     if rng.random() < 0.5:
@@ -196,6 +212,8 @@ def render(
     rgb += 0.008 * rng.standard_normal(rgb.shape, dtype=np.float32)
     rgb8 = np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
     skin = (dist > 0).astype(np.uint8)  # alpha >= 0.5: where the photo shows skin
+    if hidden is not None:
+        skin[hidden] = 0
     if channels == 3:
         return rgb8, masks, skin
 
@@ -218,6 +236,9 @@ def render(
         )
         + 0.015 * sk.noise(rng, h, w, 1.0),
     }
+    if hidden is not None:  # the look-alikes are as dark or bright there as in the picture
+        extra["cross_polarised"] = extra["cross_polarised"] * dim
+        extra["uv"] = extra["uv"] * dim
     planes = []
     for name in channel_names(channels):
         if name in ("red", "green", "blue"):
