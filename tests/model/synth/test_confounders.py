@@ -3,8 +3,6 @@ mask 0 on them, the skin mask 0 where they hide the skin (1 on moles), bad value
 
 from __future__ import annotations
 
-import csv
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -16,21 +14,9 @@ from model.errors import DermsevError
 from model.synth.confounders import KINDS, SHAPES, Confounder, paint, plan
 from model.synth.generator import generate
 from model.synth.render import Patient, draw_params, render
+from tests.model.synth.test_generator import digest, rows_of
 
 SIZE = 64
-
-
-def rows_of(ds: Path) -> list[dict[str, str]]:
-    with open(ds / "manifest.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def digest(ds: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(ds)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(ds.rglob("*"))
-        if p.is_file()
-    }
 
 
 def read(ds: Path, rel: str) -> np.ndarray:
