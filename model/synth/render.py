@@ -6,7 +6,6 @@ then builds the picture from those parameters plus noise fields from the same ge
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import cv2
@@ -181,8 +180,7 @@ def render(
     hair_a = sk.hair(rng, h, w, params.hair_count, s, params.hair_direction)
     if patient.sex == "F":
         hair_a *= 0.6  # finer vellus hair
-    shift = np.float32([[1, 0, -2.0 * s * math.cos(phi)], [0, 1, -2.0 * s * math.sin(phi)]])
-    shadow = cv2.GaussianBlur(cv2.warpAffine(hair_a, shift, (w, h)), (0, 0), max(0.3, 1.2 * s))
+    shadow = sk.shadow(hair_a, phi, 2.0 * s, 1.2 * s)
     hair_col = np.float32([0.07, 0.05, 0.04]) + patient.hair_shade * np.float32([0.5, 0.38, 0.24])
     rgb *= (1 - 0.3 * shadow)[..., None]
     rgb += (hair_col * (0.8 + 0.4 * diffuse[..., None]) - rgb) * hair_a[..., None]

@@ -255,3 +255,11 @@ def shade(
     ndoth = np.clip((hvz - gx * hvx - gy * hvy) / np.sqrt(1 + gx * gx + gy * gy), 0, 1)
     spec = np.clip(ndoth**shininess - hvz**shininess, 0, None) * sheen
     return np.clip(diffuse, 0.35, 1.5).astype(np.float32), spec.astype(np.float32)
+
+
+def shadow(alpha: np.ndarray, phi: float, offset: float, blur: float) -> np.ndarray:
+    """Soft shadow (H, W) float32 of what alpha (H, W) covers (hair, a ruler), cast `offset` px
+    away from the light at `phi` (radians) and blurred by `blur` px (at least 0.3)."""
+    h, w = alpha.shape
+    m = np.float32([[1, 0, -offset * math.cos(phi)], [0, 1, -offset * math.sin(phi)]])
+    return cv2.GaussianBlur(cv2.warpAffine(alpha, m, (w, h)), (0, 0), max(0.3, blur))

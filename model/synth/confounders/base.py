@@ -10,7 +10,6 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 
 from model.synth import skin as sk
@@ -59,10 +58,3 @@ def soft(d: np.ndarray, edge: float) -> np.ndarray:
 def over(rgb: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """`colour` (3,) or (H, W, 3) laid over rgb with opacity alpha (H, W)."""
     return rgb + (colour - rgb) * alpha[..., None]
-
-
-def shadow(alpha: np.ndarray, phi: float, offset: float, blur: float) -> np.ndarray:
-    """Soft shadow of alpha (H, W), cast `offset` px away from the light."""
-    h, w = alpha.shape
-    m = np.float32([[1, 0, -offset * math.cos(phi)], [0, 1, -offset * math.sin(phi)]])
-    return cv2.GaussianBlur(cv2.warpAffine(alpha, m, (w, h)), (0, 0), max(0.3, blur))

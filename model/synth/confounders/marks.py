@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from model.synth import skin as sk
-from model.synth.confounders.base import Confounder, Scene, frame, over, shadow, soft
+from model.synth.confounders.base import Confounder, Scene, frame, over, soft
 
 STICKERS = np.float32(
     [
@@ -101,7 +101,7 @@ def ruler(rng: np.random.Generator, it: Confounder, rgb: np.ndarray, sc: Scene):
     m = np.float32([[c, -sn, it.x * w - c * cx + sn * cy], [sn, c, it.y * h - sn * cx - c * cy]])
     alpha = cv2.warpAffine(strip, m, (w, h), flags=cv2.INTER_LINEAR)
     face = cv2.warpAffine(colour * strip[..., None], m, (w, h), flags=cv2.INTER_LINEAR)
-    out = rgb * (1 - 0.35 * shadow(alpha, sc.phi, 2.5 * s, 2.0 * s) * (1 - alpha))[..., None]
+    out = rgb * (1 - 0.35 * sk.shadow(alpha, sc.phi, 2.5 * s, 2.0 * s) * (1 - alpha))[..., None]
     return out * (1 - alpha)[..., None] + face, alpha, alpha
 
 
@@ -122,5 +122,5 @@ def sticker(rng: np.random.Generator, it: Confounder, rgb: np.ndarray, sc: Scene
     elif it.variant == 2:  # a printed dot
         dot = soft(r * rng.uniform(0.12, 0.3) - d, 1.0)
         colour = over(colour, np.float32([0.1, 0.1, 0.12]), dot)
-    out = rgb * (1 - 0.35 * shadow(alpha, sc.phi, 2.0 * s, 1.5 * s) * (1 - alpha))[..., None]
+    out = rgb * (1 - 0.35 * sk.shadow(alpha, sc.phi, 2.0 * s, 1.5 * s) * (1 - alpha))[..., None]
     return over(out, colour, alpha), alpha, alpha
