@@ -13,7 +13,7 @@ original size against the model's working size. The checks and their measures (`
 | check | measure | fails / warns when |
 |---|---|---|
 | too small | `scale`: longest side of the original / the model's working size | below `Limits.scale`, or a side under MIN_SIDE px |
-| blur | `sharpness`: variance of the Laplacian of the grey image (0..255) | below `Limits.sharpness` |
+| blur | `sharpness`: variance of the Laplacian of the grey image (0..255); `detail`: that variance over the same at half the size | below `Limits.sharpness` or `Limits.detail` |
 | exposure | `brightness` (median L*), `highlights` / `shadows` (fraction of pixels clipped: every channel >= 0.98 / <= 0.02) | outside `Limits.dark` / `bright`, above `Limits.clipped` |
 | noise | `noise`: grey-level standard deviation of the flattest tenth of the photo (Immerkaer), on photos at least the model's working size and 128 px a side | above `Limits.noise` |
 | JPEG compression | `jpeg_quality`: the file's JPEG quality (1..100, from its quantisation tables, `model.data.io.jpeg_quality`), judged on a photo stored at up to 1.5x the model's working size (a larger one is reduced, and its compression artefacts with it) | below `Limits.jpeg_quality` |
@@ -50,6 +50,13 @@ class Limits:
     # 0.5x with a 95th percentile of 0.5-1.2 (docs/robustness.md), though the median barely moves.
     scale: tuple[float, float] = (0.375, 1.0)
     sharpness: tuple[float, float] = (20.0, 40.0)  # variance of the Laplacian; below = blurred
+    # the finest detail against the next scale up: a smooth but sharp photo keeps its ratio, a
+    # defocused one loses its finest detail first. Sharpness alone passes a defocused photo of
+    # coarse texture (a sigma of 1 px left 17 of 100 photos above its limits, and their scores
+    # drifted by up to 0.9). Synthetic photos (bench/bench_gate.py, seed 77): clean 0.30-0.70,
+    # blurred by sigma 0.5 px 0.21-0.39, 1 px 0.11-0.16; real photos (scikit-image) 0.36-1.06.
+    # Warn only: a photo smoothed by a phone's processing may read as soft without being blurred.
+    detail: tuple[float, float] = (0.0, 0.19)
     dark: tuple[float, float] = (8.0, 12.0)  # median L*; below = too dark
     bright: tuple[float, float] = (92.0, 85.0)  # median L*; above = too bright
     clipped: tuple[float, float] = (0.25, 0.10)  # fraction of clipped pixels; above
@@ -60,7 +67,7 @@ class Limits:
     jpeg_quality: tuple[float, float] = (75.0, 92.0)  # the file's JPEG quality (1..100); below = compressed
 
     def __post_init__(self) -> None:
-        for name in ("scale", "sharpness", "dark", "skin", "jpeg_quality"):
+        for name in ("scale", "sharpness", "detail", "dark", "skin", "jpeg_quality"):
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"Limits.{name}: the fail threshold {lo} must not exceed the warn one {hi}")
@@ -169,6 +176,8 @@ def measure(image: np.ndarray, full_size: tuple[int, int] | None = None,
     rgb = rgb_of(work, channels)
     if min(work.shape[:2]) >= 8:
         m["sharpness"] = float(cv2.Laplacian(grey * 255, cv2.CV_32F).var())
+    if min(work.shape[:2]) >= 32:
+        m["detail"] = detail(grey)
     # grain is judged on photos at least the model's working size: a smaller one is enlarged
     # (which smooths grain), and reducing a photo packs its fine texture into a few pixels,
     # where it reads as grain; the size check speaks for small photos
@@ -194,6 +203,16 @@ def measure(image: np.ndarray, full_size: tuple[int, int] | None = None,
     skin = sk.skin_mask(lab)
     m["skin_fraction"] = float(skin.mean())
     return m, skin
+
+
+def detail(grey: np.ndarray) -> float:
+    """How much of a photo's detail lies at its finest scale: the variance of the Laplacian of the
+    (h, w) grey image over that of the image at half the size (area-averaged). Unlike the
+    variance alone it does not fall with a smooth subject, only with lost fine detail (blur)."""
+    g = np.ascontiguousarray(grey, dtype=np.float32) * 255
+    half = cv2.resize(g, (max(1, g.shape[1] // 2), max(1, g.shape[0] // 2)), interpolation=cv2.INTER_AREA)
+    coarse = float(cv2.Laplacian(half, cv2.CV_32F).var())
+    return float(cv2.Laplacian(g, cv2.CV_32F).var()) / coarse if coarse > 1e-6 else 1.0
 
 
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
@@ -240,8 +259,8 @@ def judge(m: dict, limits: Limits = LIMITS) -> tuple[str, tuple[str, ...]]:
         return "fail", ("the photo is empty",)
     if small == 2:  # nothing else can be judged on a tiny photo (enlarging it blurs it)
         return "fail", (found[0][1],)
-    add(_below(m.get("sharpness"), limits.sharpness), "out of focus: retake, holding the camera steady",
-        "slightly out of focus: scores may be off")
+    add(max(_below(m.get("sharpness"), limits.sharpness), _below(m.get("detail"), limits.detail)),
+        "out of focus: retake, holding the camera steady", "slightly out of focus: scores may be off")
     add(_below(m.get("jpeg_quality"), limits.jpeg_quality),
         "heavily compressed photo (JPEG): use the original photo, not a compressed copy",
         "compressed photo (JPEG): fine texture may be lost; the original photo would be better")
@@ -294,6 +313,19 @@ def _tint(a: float, b: float) -> str:
     if abs(db) >= abs(da):
         return "too blue" if db < 0 else "too yellow"
     return "too green" if da < 0 else "too red or magenta"
+
+
+def skin_of(image: np.ndarray, channels: list[str] | tuple[str, ...] | None = None) -> np.ndarray | None:
+    """(H, W) bool skin-colour mask of a photo, measured as `check_photo` measures its skin (at
+    the working size, then enlarged); None when the photo has no colour channels. For the
+    photo as it is scored: a white-balanced copy, where the checks read the photo as taken."""
+    unit = to_unit(image)
+    if unit.size == 0:
+        return None
+    rgb = rgb_of(working(unit), channels)
+    if rgb is None:
+        return None
+    return resize_mask(sk.skin_mask(sk.to_lab(rgb)), *unit.shape[:2])
 
 
 def check_photo(image: np.ndarray, full_size: tuple[int, int] | None = None,

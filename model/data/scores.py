@@ -9,8 +9,9 @@ number in two places, on purpose differently:
   row without a `score_<sign>` gets).
 - the **reported score** (`easi_scores`): from a predicted map, the *median* severity over
   the pixels at or above the first threshold, and 0 when they cover less than MIN_AREA of
-  the image (the 1 % rule). A predicted lesion has a soft rim that would pull a mean down;
-  the median hardly moves with it.
+  the image (the 1 % rule), both rules softened into ramps so that the score moves as little
+  as the map does. A predicted lesion has a soft rim that would pull a mean down; the median
+  hardly moves with it.
 
 The soft, differentiable "mean over the affected area" that saliency and image-level
 (MIL) training back-propagate through is `model.nets.mil.affected_mean`.
@@ -30,8 +31,13 @@ if TYPE_CHECKING:  # torch only for the batch form; the generator and the summar
 MIN_AREA = 0.01
 
 
-def easi_scores(maps: np.ndarray, valid: np.ndarray | None, threshold: float, min_area: float = MIN_AREA) -> np.ndarray:
-    """Per-sign image score: the median severity over the affected pixels (>= threshold), 0 if none.
+SOFTEN = 0.5  # each rule of the reported score is a ramp over +-50 % of its own value
+
+
+def easi_scores(maps: np.ndarray, valid: np.ndarray | None, threshold: float, min_area: float = MIN_AREA,
+                soften: float = SOFTEN) -> np.ndarray:
+    """Per-sign image score: the median severity over the affected pixels (>= threshold), 0 where
+    they cover less than `min_area` of the image; each rule softened into a ramp.
 
     EASI scores the average intensity over the affected area. On a predicted map a lesion's
     edge is a ramp from 0 up to its level; those rim pixels are inside the affected area but
@@ -43,19 +49,62 @@ def easi_scores(maps: np.ndarray, valid: np.ndarray | None, threshold: float, mi
     A sign covering less than `min_area` of the image (1 %, the lower end of EASI's smallest
     area band, 1-9 %: a few specks) counts as absent, so scattered false-positive pixels do
     not turn "none" into "mild".
+
+    Hard, both rules make the score jump: a faint patch a hair under the threshold scores 0 and a
+    hair over it at least the threshold, and a patch of 0.99 % of the skin scores 0 where one of
+    1.01 % scores its full level. A re-taken photo moves a borderline patch across them, and the
+    score with it. So each is a ramp over +-`soften` of its value (the defaults: a pixel weighs 0
+    at a severity of 0.25, 1 at 0.75; the presence rises from 0 at 0.5 % of the image to 1 at
+    1.5 %): the score is the presence times the weighted median, and moves as little as the map.
+    A crisp map (every pixel 0 or >= 1.5x the threshold) over 1.5x the minimum area scores as
+    hard rules would. Measured on the demo model's validation split: image QWK unchanged (0.955 /
+    0.892 / 0.959 / 0.921 against 0.955 / 0.892 / 0.959 / 0.920), image MAE 0.147 against 0.145;
+    drift in docs/robustness.md. soften=0: the hard rules.
     maps: (S, H, W) severities on 0..max_score; valid: (H, W) bool or None (all valid).
     Returns (S,) float64.
     """
+    if not 0 <= soften < 1:
+        raise ValueError(f"soften must be in [0, 1), got {soften}")
     s = maps.reshape(maps.shape[0], -1)
     if valid is not None:
         s = s[:, valid.reshape(-1)]
     out = np.zeros(s.shape[0], np.float64)
-    need = max(min_area * s.shape[1], 0)
+    n = s.shape[1]
+    if n == 0:
+        return out
+    lo, hi = threshold * (1 - soften), threshold * (1 + soften)
+    a_lo, a_hi = min_area * (1 - soften), min_area * (1 + soften)
     for k, row in enumerate(s):
-        hit = row[row >= threshold].astype(np.float32, copy=False)
-        if hit.size > need:
-            out[k] = median(hit, threshold)
+        if hi <= lo:  # the hard rules
+            hit = row[row >= threshold].astype(np.float32, copy=False)
+            if hit.size > max(min_area * n, 0):
+                out[k] = median(hit, threshold)
+            continue
+        v = row[row > lo].astype(np.float32, copy=False)
+        if not v.size:
+            continue
+        w = np.clip((v - np.float32(lo)) / np.float32(hi - lo), 0, 1)
+        area = float(w.sum()) / n
+        presence = float(area > a_lo) if a_hi <= a_lo else min(max((area - a_lo) / (a_hi - a_lo), 0.0), 1.0)
+        if presence > 0:
+            full = w >= 1
+            level = median(v, hi) if full.all() else weighted_median(v, w)
+            out[k] = presence * level
     return out
+
+
+def weighted_median(v: np.ndarray, w: np.ndarray) -> float:
+    """The median of values v (1-D) weighted by w >= 0 (sum > 0): the value at which the
+    cumulative weight reaches half the total, the mean of two values where it lands exactly on
+    half (as np.median does for equal weights)."""
+    order = np.argsort(v, kind="stable")
+    v, c = v[order], np.cumsum(w[order], dtype=np.float64)
+    half = c[-1] / 2
+    i = int(np.searchsorted(c, half))
+    if np.isclose(c[i], half, rtol=1e-9, atol=0) and i + 1 < v.size:
+        j = i + 1 + int(np.searchsorted(c[i + 1:], c[i], side="right"))  # the next value carrying weight
+        return float((v[i] + v[min(j, v.size - 1)]) / 2)
+    return float(v[i])
 
 
 def median(v: np.ndarray, lo: float) -> float:

@@ -40,7 +40,7 @@ from model.data import io as imageio
 from model.data.io import ImageSource, resize, resize_mask, to_float, to_uint8_rgb
 from model.data.padding import pad_chw
 from model.data.patient import check_age, check_sex, encode_tabular_batch
-from model.data.quality import LIMITS, NO_CAST, PhotoCheck, check_photo
+from model.data.quality import LIMITS, NO_CAST, PhotoCheck, check_photo, skin_of
 from model.errors import DermsevError
 from model.hardware import native_bf16
 from model.inference import backends
@@ -106,7 +106,8 @@ class Prepared:
     image: (H', W', C) as decoded and white-balanced (a large JPEG at a reduced draft size); x: (C, h32, w32)
     float32 working tensor, padded (model/data/padding.py); hw: (h, w), its size before
     padding; full_size: the photo's original (H, W) after EXIF orientation; check: the photo
-    checks (model/data/quality.py) on the decoded photo, with its skin mask; extras: what was
+    checks (model/data/quality.py) on the decoded photo, with its skin mask; skin: the skin
+    colour mask of `image` (the photo as scored), None when it is the check's; extras: what was
     done to it ({"white_balance": {"method": ..., "gains": [r, g, b]}}).
     """
 
@@ -116,6 +117,7 @@ class Prepared:
     full_size: tuple[int, int]
     check: PhotoCheck | None = None
     extras: dict = field(default_factory=dict)
+    skin: np.ndarray | None = None
 
 
 @dataclass
@@ -403,7 +405,13 @@ class Predictor:
         limits = LIMITS if wb["method"] == "none" else NO_CAST
         check = check_photo(taken, full_size=full, channels=self.channels, work_size=self.size, limits=limits,
                             jpeg_quality=quality)
-        return Prepared(img, self.pad(x), (int(x.shape[0]), int(x.shape[1])), full, check, {"white_balance": wb})
+        # What is scored as skin is found on the balanced photo, the colours the model sees: under
+        # a warm light red lesions fall outside skin colour as taken, and a sign's score and area
+        # then shrink with them (erythema's 95th-percentile drift at 4000 K: 0.46 -> 0.06,
+        # docs/robustness.md).
+        skin = None if wb["method"] == "none" else skin_of(img, self.channels)
+        return Prepared(img, self.pad(x), (int(x.shape[0]), int(x.shape[1])), full, check, {"white_balance": wb},
+                        skin)
 
     # -- the model ------------------------------------------------------------------------
     @property
@@ -476,7 +484,7 @@ class Predictor:
         if tta:
             work, skin = work.mean(0), None if skin is None else skin.mean(0)
         return self.summarise(prepared.image, work, each, full_size=prepared.full_size, check=prepared.check,
-                              skin_prob=skin)
+                              skin_prob=skin, colour_skin=prepared.skin)
 
     def split_skin(self, out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(..., S [+ 1], h, w) network output -> sign maps (..., S, h, w) and the skin
@@ -587,18 +595,19 @@ class Predictor:
 
     def summarise(self, img: np.ndarray, work: np.ndarray, tta_maps: np.ndarray | None = None,
                   full_size: tuple[int, int] | None = None, check: PhotoCheck | None = None,
-                  skin_prob: np.ndarray | None = None) -> Prediction:
+                  skin_prob: np.ndarray | None = None, colour_skin: np.ndarray | None = None) -> Prediction:
         """(S, h, w) working-size maps -> a Prediction with scores, labels and affected area.
 
         check: the photo checks of the same photo; skin_prob: the network's (h, w) skin
-        probability, when it has a skin channel. The skin is where the colour check finds skin
+        probability, when it has a skin channel; colour_skin: the skin colour mask of the photo as
+        scored (white-balanced), in place of the check's. The skin is where colour finds skin
         and (with a skin channel) the network does too: colour leaves out blue cloth and walls
         the synthetic training data never showed, the network skin-coloured tables and hair.
         Scores are taken over the skin and the affected area is a fraction of it (over all
         pixels without any skin). Scores are always computed, whatever the verdict.
         """
-        skin = None if check is None else check.skin
-        if skin is not None:  # checked at the photo's own size
+        skin = colour_skin if colour_skin is not None else None if check is None else check.skin
+        if skin is not None:  # found at the photo's own size
             skin = resize_mask(skin, *work.shape[1:])
         if skin_prob is not None:
             net_skin = skin_prob >= 0.5

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from model.data.quality import LIMITS, VERDICTS, Limits, PhotoCheck, check_photo, to_unit
+from model.data.quality import LIMITS, VERDICTS, Limits, PhotoCheck, check_photo, skin_of, to_unit
 from model.data.skin import fill_holes, skin_mask, to_lab
 
 
@@ -48,6 +48,31 @@ def test_a_blurred_photo_fails_blur(skin_photos: list[np.ndarray]) -> None:
     blurred = check_photo(cv2.GaussianBlur(sharp, (0, 0), 4))
     assert blurred.verdict == "fail" and "out of focus" in blurred.reasons[0]
     assert blurred.measures["sharpness"] < check_photo(sharp).measures["sharpness"] / 10
+
+
+def test_a_slightly_blurred_photo_of_coarse_texture_warns_though_it_stays_sharp(skin_photos: list[np.ndarray]) -> None:
+    """Blurred by 1 px, a coarsely textured photo keeps a variance of the Laplacian above the blur
+    limits (its sharpness alone passes it), but it loses its finest detail: `detail` warns."""
+    no_detail = Limits(detail=(0.0, 0.0))
+    caught = 0
+    for sharp in skin_photos:
+        assert check_photo(sharp).measures["detail"] > LIMITS.detail[1]  # clean photos are not soft
+        blurred = cv2.GaussianBlur(sharp, (0, 0), 1)
+        c = check_photo(blurred)
+        if c.measures["sharpness"] < LIMITS.sharpness[1]:
+            continue  # the sharpness check speaks for it already
+        assert "focus" not in reasons(check_photo(blurred, limits=no_detail))
+        assert c.verdict == "warn" and "slightly out of focus" in reasons(c)
+        assert c.measures["detail"] < check_photo(sharp).measures["detail"] / 2
+        caught += 1
+    assert caught >= 1  # the fixture holds such a photo (seed 3: two of eight)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket"])
+def test_sharp_real_photos_keep_their_detail(name: str) -> None:
+    """Real photos (whatever else the gate says about them) are not called out of focus."""
+    c = check_photo(getattr(data, name)())
+    assert c.measures["detail"] > LIMITS.detail[1] and "focus" not in reasons(c)
 
 
 def test_black_and_white_images_fail_exposure() -> None:
@@ -162,7 +187,8 @@ def test_huge_arrays_are_thinned_before_any_float_copy() -> None:
         to_unit(np.zeros((2, 2, 2, 2)))
 
 
-@pytest.mark.parametrize("kwargs", [{"sharpness": (50.0, 10.0)}, {"structure": (1.0, 2.0)}, {"skin": (0.9, 0.1)}])
+@pytest.mark.parametrize("kwargs", [{"sharpness": (50.0, 10.0)}, {"structure": (1.0, 2.0)}, {"skin": (0.9, 0.1)},
+                                    {"detail": (0.3, 0.2)}])
 def test_ill_args(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="Limits"):
         Limits(**kwargs)
@@ -215,3 +241,11 @@ def test_grain_is_not_judged_on_a_photo_smaller_than_the_working_size(skin_photo
 def test_grain_is_not_judged_on_a_photo_of_under_128_px(skin_photos: list[np.ndarray]) -> None:
     small = cv2.resize(skin_photos[0], (96, 96), interpolation=cv2.INTER_AREA)
     assert "noise" not in check_photo(small, work_size=96).measures
+
+
+def test_skin_of_is_the_checks_skin_mask(skin_photos: list[np.ndarray]) -> None:
+    """The skin the predictor scores a balanced photo over is found as the checks find it."""
+    for p in skin_photos[:3]:
+        np.testing.assert_array_equal(skin_of(p), check_photo(p).skin)
+    assert skin_of(np.zeros((0, 0, 3), np.uint8)) is None
+    assert skin_of(np.zeros((20, 20, 2), np.uint8), channels=["red", "nir"]) is None  # no colour

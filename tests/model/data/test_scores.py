@@ -1,5 +1,5 @@
-"""Image scores (model/data/scores.py): reported = median over the affected area with the 1 % rule;
-training target = mean over the mask."""
+"""Image scores (model/data/scores.py): reported = median over the affected area with the 1 % rule,
+both softened into ramps; training target = mean over the mask."""
 
 from __future__ import annotations
 
@@ -30,13 +30,63 @@ def test_only_valid_pixels_count() -> None:
 
 
 def test_a_few_specks_count_as_absent() -> None:
+    """Hard (soften=0), a patch of exactly the minimum area is absent and one pixel more counts in
+    full; softened, the presence ramps from half the minimum area to 1.5 times it."""
     maps = np.zeros((1, 100, 100), np.float32)
     n = int(MIN_AREA * maps.size)
-    maps.reshape(-1)[:n] = 2.0  # exactly the minimum area: still absent
-    assert easi_scores(maps, None, 0.5)[0] == 0.0
+    maps.reshape(-1)[:n] = 2.0  # exactly the minimum area
+    assert easi_scores(maps, None, 0.5, soften=0)[0] == 0.0
+    assert easi_scores(maps, None, 0.5)[0] == pytest.approx(1.0)  # half way up the ramp
     maps.reshape(-1)[: n + 1] = 2.0
-    assert easi_scores(maps, None, 0.5)[0] == pytest.approx(2.0)
+    assert easi_scores(maps, None, 0.5, soften=0)[0] == pytest.approx(2.0)
     assert easi_scores(maps, None, 0.5, min_area=0.0)[0] == pytest.approx(2.0)
+    maps[:] = 0
+    maps.reshape(-1)[: n // 2] = 2.0  # half the minimum area: absent
+    assert easi_scores(maps, None, 0.5)[0] == 0.0
+    maps.reshape(-1)[: 3 * n // 2] = 2.0  # 1.5 times it: in full
+    assert easi_scores(maps, None, 0.5)[0] == pytest.approx(2.0)
+
+
+def test_the_soft_score_moves_as_little_as_the_map() -> None:
+    """A patch that grows, or brightens across the threshold, moves the soft score by a little at a
+    time; the hard rules jump by the patch's whole level (0 -> 2 and 0 -> 0.5)."""
+    maps = np.zeros((1, 100, 100), np.float32)
+    flat = maps.reshape(-1)
+    grow_soft, grow_hard = [], []
+    for px in range(40, 170, 2):  # 0.4 % .. 1.7 % of the image at severity 2
+        flat[:] = 0
+        flat[:px] = 2.0
+        grow_soft.append(easi_scores(maps, None, 0.5)[0])
+        grow_hard.append(easi_scores(maps, None, 0.5, soften=0)[0])
+    assert grow_soft[0] == 0 and grow_soft[-1] == pytest.approx(2.0)
+    assert np.all(np.diff(grow_soft) >= 0) and np.abs(np.diff(grow_soft)).max() < 0.05
+    assert np.abs(np.diff(grow_hard)).max() == pytest.approx(2.0)
+    fade_soft, fade_hard = [], []
+    for level in np.linspace(0.2, 0.9, 71):  # a faint patch on 10 % of the image
+        flat[:] = 0
+        flat[:1000] = level
+        fade_soft.append(easi_scores(maps, None, 0.5)[0])
+        fade_hard.append(easi_scores(maps, None, 0.5, soften=0)[0])
+    assert fade_soft[0] == 0 and fade_soft[-1] == pytest.approx(0.9)
+    # steps of 0.01 in the map: at most 0.1 in the score (steepest where the presence ramps up)
+    assert np.all(np.diff(fade_soft) >= 0) and np.abs(np.diff(fade_soft)).max() < 0.1
+    assert np.abs(np.diff(fade_hard)).max() >= 0.5
+
+
+def test_soften_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="soften must be in"):
+        easi_scores(np.zeros((1, 4, 4), np.float32), None, 0.5, soften=1.0)
+
+
+def test_weighted_median_matches_numpy_on_equal_weights() -> None:
+    from model.data.scores import weighted_median
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 10, 1001):
+        v = rng.random(n).astype(np.float32)
+        assert weighted_median(v, np.ones(n, np.float32)) == pytest.approx(float(np.median(v)))
+    # a heavy value pulls the median to itself
+    assert weighted_median(np.array([0.6, 1.0, 2.0], np.float32), np.array([0.1, 0.1, 1.0])) == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize("kind", ["uniform", "levels", "peaked", "constant"])

@@ -11,6 +11,7 @@ import tifffile
 from PIL import Image
 
 from model.data.io import read_image
+from model.data.quality import skin_of
 from model.errors import DermsevError
 from model.inference.predictor import Predictor, load_model, match_channels
 
@@ -29,9 +30,19 @@ def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def easi(m: np.ndarray, thr: float) -> float:
-    """Reference: median severity over affected pixels; under 1 % of the image counts as absent."""
-    affected = m[m >= thr]
-    return float(np.median(affected)) if affected.size > 0.01 * m.size else 0.0
+    """Reference: median severity over affected pixels, under 1 % of the image absent, both rules
+    ramps over +-50 % (model/data/scores.py): pixels weigh 0 at thr / 2 and 1 at 1.5 thr, and the
+    presence rises from 0 at 0.5 % of the image to 1 at 1.5 %."""
+    w = np.clip((m - thr / 2) / thr, 0, 1).astype(np.float64)
+    presence = np.clip((w.sum() / m.size - 0.005) / 0.01, 0, 1)
+    if presence == 0:
+        return 0.0
+    order = np.argsort(m)
+    c = np.cumsum(w[order])
+    i = int(np.searchsorted(c, c[-1] / 2))
+    if np.isclose(c[i], c[-1] / 2) and i + 1 < m.size:
+        return float(presence * (m[order][i] + m[order][c > c[i]][0]) / 2)
+    return float(presence * m[order][i])
 
 
 def test_path_pil_and_numpy_give_the_same_result(predictor: Predictor, tmp_path: Path) -> None:
@@ -54,7 +65,9 @@ def test_maps_at_full_size_and_summary_in_range(predictor: Predictor, h: int, w:
     assert list(r.scores) == list(r.labels) == list(r.affected_area) == predictor.signs
     thr = predictor.thresholds[0]
     assert r.skin.shape == (h, w) and r.skin.any()
-    work_skin = cv2.resize(r.gate.skin.astype(np.uint8), r.work_maps.shape[:0:-1], interpolation=cv2.INTER_NEAREST) > 0
+    # the skin colour of the photo as scored: white-balanced when the model balances
+    colour = r.gate.skin if predictor.white_balance == "none" else skin_of(r.image)
+    work_skin = cv2.resize(colour.astype(np.uint8), r.work_maps.shape[:0:-1], interpolation=cv2.INTER_NEAREST) > 0
     for k, sign in enumerate(predictor.signs):
         assert 0 <= r.affected_area[sign] <= 1
         assert 0 <= r.scores[sign] <= predictor.max_score

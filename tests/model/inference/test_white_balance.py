@@ -58,13 +58,18 @@ def test_default_is_grey_world_with_a_stored_reference_and_settable_at_load(
 
 
 def test_balance_brings_a_cast_photo_closer_to_the_uncast_one(predictor: Predictor, skin: np.ndarray) -> None:
-    # 3500 K: under stronger tungsten light the checks, which judge the photo as taken, find
-    # little skin, and the scores are taken over that smaller mask with or without the balance
+    """3500 K (tungsten light): balanced, the model sees colours closer to the uncast photo's, and
+    the skin it scores over is found on the balanced photo, so it is the uncast photo's skin; as
+    taken, the warm cast pushes much of the skin out of skin colour."""
     warm = relight(skin, planckian_gains(3500))
-    drift = {m: np.abs(scores(predictor.predict(warm, white_balance=m)) - scores(predictor.predict(skin, white_balance=m))).sum()
-             for m in ("none", "grey-world")}
-    assert drift["none"] > 0.05  # the cast moves the untrained model's scores ...
-    assert drift["grey-world"] < drift["none"] / 2  # ... and the balance takes most of it back
+    res = {m: (predictor.predict(warm, white_balance=m), predictor.predict(skin, white_balance=m))
+           for m in ("none", "grey-world")}
+    maps = {m: np.abs(a.work_maps - b.work_maps).mean() for m, (a, b) in res.items()}
+    same_skin = {m: (a.skin == b.skin).mean() for m, (a, b) in res.items()}
+    assert maps["none"] > 0.05  # the cast moves the untrained model's maps ...
+    assert maps["grey-world"] < 0.8 * maps["none"]  # ... and the balance takes much of it back
+    assert same_skin["none"] < 0.8  # as taken, a warm light loses skin ...
+    assert same_skin["grey-world"] > 0.95  # ... balanced, the skin is the uncast photo's
 
 
 def test_the_checks_judge_the_photo_as_taken_without_the_cast_the_balance_removed(
