@@ -47,7 +47,7 @@ NOT_SKIN_COLOUR = ["chelsea", "coffee", "rocket", "hubble_deep_field", "immunohi
 NOT_SKIN_GREY = ["camera", "moon", "page", "text", "brick", "grass", "gravel", "coins", "clock", "cell",
                  "horse", "checkerboard", "microaneurysms", "binary_blobs", "shepp_logan_phantom"]
 DRIFT, LARGE = 0.1, 0.25
-MEASURE = {"blur": "sharpness", "exposure": "brightness", "jpeg": "jpeg_quality", "noise": "noise",
+MEASURE = {"blur": ("sharpness", "detail"), "exposure": "brightness", "jpeg": "jpeg_quality", "noise": "noise",
            "resolution": "min_side", "cast": "cast"}
 
 
@@ -93,6 +93,12 @@ def verdict_shares(checks: list) -> str:
     return " / ".join(f"{100 * c[v] / len(checks):.0f}" for v in ("pass", "warn", "fail"))
 
 
+def gate_measure(results: list, keys: str | tuple[str, ...]) -> str:
+    """The median of the gate's measure(s) `keys` over scored photos, as "name value, ..."."""
+    keys = (keys,) if isinstance(keys, str) else keys
+    return ", ".join(f"{k} {float(np.median([r.gate.measures.get(k, np.nan) for r in results])):.3g}" for k in keys)
+
+
 def drift(predictor, photos: list[np.ndarray], dump: dict) -> list[str]:
     signs = predictor.signs
     clean = list(predictor.predict_many(photos))
@@ -101,21 +107,19 @@ def drift(predictor, photos: list[np.ndarray], dump: dict) -> list[str]:
              + " | label changed % | gate measure (median) | gate pass / warn / fail % |",
              "|---|---|" + "---|" * (len(signs) + 3)]
     lines.append("| none | clean | " + " | ".join("0" for _ in signs) + " | 0 | "
-                 f"sharpness {np.median([r.gate.measures['sharpness'] for r in clean]):.0f} | "
-                 f"{verdict_shares([r.gate for r in clean])} |")
+                 f"{gate_measure(clean, MEASURE['blur'])} | {verdict_shares([r.gate for r in clean])} |")
     onset: dict[str, list[str]] = {}
     for kind, step, fn in degradations():
         res = list(predictor.predict_many([fn(p) for p in photos]))
         scores = np.array([[r.scores[s] for s in signs] for r in res])
         med = np.median(np.abs(scores - base), axis=0)
         changed = np.mean([any(r.labels[s] != c.labels[s] for s in signs) for r, c in zip(res, clean, strict=True)])
-        key = MEASURE[kind]
-        gm = float(np.median([r.gate.measures.get(key, np.nan) for r in res]))
+        gm = gate_measure(res, MEASURE[kind])
         lines.append(f"| {kind} | {step} | " + " | ".join(f"{v:.2f}" for v in med)
-                     + f" | {100 * changed:.0f} | {key} {gm:.3g} | {verdict_shares([r.gate for r in res])} |")
+                     + f" | {100 * changed:.0f} | {gm} | {verdict_shares([r.gate for r in res])} |")
         for level, limit in (("drift", DRIFT), ("large", LARGE)):
             if med.max() >= limit and f"{kind}:{level}" not in onset:
-                onset[f"{kind}:{level}"] = [step, f"{key} {gm:.3g}"]
+                onset[f"{kind}:{level}"] = [step, gm]
         dump.setdefault("drift", []).append({"kind": kind, "step": step, "median": med.tolist(),
                                              "measures": [r.gate.measures for r in res]})
     lines += ["", "| degradation | drift starts (median change >= 0.1) | large (>= 0.25) |", "|---|---|---|"]

@@ -14,7 +14,7 @@ original size against the model's working size. The checks and their measures (`
 |---|---|---|
 | too small | `scale`: longest side of the original / the model's working size | below `Limits.scale`, or a side under MIN_SIDE px |
 | blur | `sharpness`: variance of the Laplacian of the grey image (0..255); `detail`: that variance over the same at half the size | below `Limits.sharpness` or `Limits.detail` |
-| exposure | `brightness` (median L*), `highlights` / `shadows` (fraction of pixels clipped: every channel >= 0.98 / <= 0.02) | outside `Limits.dark` / `bright`, above `Limits.clipped` |
+| exposure | `brightness` (median L*), `highlights` / `shadows` (fraction of pixels clipped: every channel >= 0.98 / <= 0.02), `saturated` (fraction with some but not every channel >= 0.98: a colour burnt out) | outside `Limits.dark` / `bright`, above `Limits.clipped` / `Limits.saturated` |
 | noise | `noise`: grey-level standard deviation of the flattest tenth of the photo (Immerkaer), on photos at least the model's working size and 128 px a side | above `Limits.noise` |
 | JPEG compression | `jpeg_quality`: the file's JPEG quality (1..100, from its quantisation tables, `model.data.io.jpeg_quality`), judged on a photo stored at up to 1.5x the model's working size (a larger one is reduced, and its compression artefacts with it) | below `Limits.jpeg_quality` |
 | colour cast | `cast`: how far the photo's median (a*, b*) lies outside the skin-photo range, in a*/b* units | above `Limits.cast` |
@@ -60,6 +60,12 @@ class Limits:
     dark: tuple[float, float] = (8.0, 12.0)  # median L*; below = too dark
     bright: tuple[float, float] = (92.0, 85.0)  # median L*; above = too bright
     clipped: tuple[float, float] = (0.25, 0.10)  # fraction of clipped pixels; above
+    # fraction of pixels with one or two channels (not all three) burnt out, usually red on bright
+    # skin: redness there can no longer be read. Exposed up by 0.5-1.5 stops (bench_gate's photos,
+    # seed 77), scores moved by over 0.3 on 1 % of photos with under 10 % of pixels saturated and on
+    # 38-50 % of those with 10-30 %; warned from a fifth. Warn only: clean synthetic photos have it
+    # too (5 % of the 300 of docs/gate.md's false-alarm set are over a fifth).
+    saturated: tuple[float, float] = (1.0, 0.2)
     cast: tuple[float, float] = (12.0, 6.0)  # a*/b* units outside the skin-photo range; above
     skin: tuple[float, float] = (0.25, 0.5)  # skin fraction; below = not skin / little skin
     structure: tuple[float, float] = (2.6, 2.3)  # L* units; above = not a close-up
@@ -71,7 +77,7 @@ class Limits:
             lo, hi = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"Limits.{name}: the fail threshold {lo} must not exceed the warn one {hi}")
-        for name in ("bright", "clipped", "cast", "structure", "noise"):
+        for name in ("bright", "clipped", "saturated", "cast", "structure", "noise"):
             hi, lo = getattr(self, name)
             if lo > hi:
                 raise ValueError(f"Limits.{name}: the warn threshold {lo} must not exceed the fail one {hi}")
@@ -190,6 +196,8 @@ def measure(image: np.ndarray, full_size: tuple[int, int] | None = None,
     top = (rgb if rgb is not None else work).max(axis=2)
     bottom = (rgb if rgb is not None else work).min(axis=2)
     m["highlights"], m["shadows"] = float((bottom >= 0.98).mean()), float((top <= 0.02).mean())
+    if rgb is not None:
+        m["saturated"] = float(((top >= 0.98) & (bottom < 0.98)).mean())
     if rgb is None:
         m["brightness"] = float(np.median(grey) * 100)
         return m, None
@@ -272,6 +280,10 @@ def judge(m: dict, limits: Limits = LIMITS) -> tuple[str, tuple[str, ...]]:
         "bright photo: scores may be off")
     add(_above(m["highlights"], limits.clipped), "glare: parts of the photo are burnt out white; avoid flash",
         "some glare (burnt-out white areas): scores there are unreliable")
+    if "saturated" in m:
+        add(_above(m["saturated"], limits.saturated), "",
+            f"a colour is burnt out in {100 * m['saturated']:.0f} % of the photo (usually red on bright skin): "
+            "redness there may be misjudged; less light would help")
     add(_above(m["shadows"], limits.clipped), "parts of the photo are black: retake with more light",
         "some black areas: scores there are unreliable")
     if "colourful" in m:

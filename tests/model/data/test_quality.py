@@ -75,6 +75,23 @@ def test_sharp_real_photos_keep_their_detail(name: str) -> None:
     assert c.measures["detail"] > LIMITS.detail[1] and "focus" not in reasons(c)
 
 
+def test_a_burnt_out_colour_warns(skin_photos: list[np.ndarray]) -> None:
+    """Exposed one stop up, bright skin's red channel saturates over much of the photo: a warning
+    (redness there can no longer be read); the clean photos and white glare do not raise it."""
+    from bench.degrade import relight
+
+    assert all("burnt out in" not in reasons(check_photo(p)) for p in skin_photos)
+    warned = 0
+    for p in skin_photos:
+        c = check_photo(relight(p, 2.0))
+        assert (c.measures["saturated"] > LIMITS.saturated[1]) == ("a colour is burnt out" in reasons(c))
+        warned += c.measures["saturated"] > LIMITS.saturated[1]
+        assert c.verdict != "fail" or "burnt out in" not in c.reasons[0]  # never a failure by itself
+    assert warned >= 3  # seed 3: five of eight
+    white = np.full((256, 256, 3), 255, np.uint8)  # glare: every channel clipped, not a colour
+    assert check_photo(white).measures["saturated"] == 0.0
+
+
 def test_black_and_white_images_fail_exposure() -> None:
     black = check_photo(np.zeros((300, 300, 3), np.uint8))
     assert black.verdict == "fail" and "too dark" in reasons(black)
@@ -188,7 +205,7 @@ def test_huge_arrays_are_thinned_before_any_float_copy() -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{"sharpness": (50.0, 10.0)}, {"structure": (1.0, 2.0)}, {"skin": (0.9, 0.1)},
-                                    {"detail": (0.3, 0.2)}])
+                                    {"detail": (0.3, 0.2)}, {"saturated": (0.1, 0.2)}])
 def test_ill_args(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="Limits"):
         Limits(**kwargs)
