@@ -82,7 +82,7 @@ def test_weighted_median_matches_numpy_on_equal_weights() -> None:
     from model.data.scores import weighted_median
 
     rng = np.random.default_rng(3)
-    for n in (1, 2, 7, 10, 1001):
+    for n in (1, 2, 7, 10, 1001, 4096, 50_001, 65_536):
         v = rng.random(n).astype(np.float32)
         assert weighted_median(v, np.ones(n, np.float32)) == pytest.approx(float(np.median(v)))
     # a heavy value pulls the median to itself
@@ -117,3 +117,19 @@ def test_reported_score_and_training_target_differ_on_a_soft_rim() -> None:
     pred[:, 10:16] = np.linspace(2.9, 0.5, 6)  # the rim a network predicts around it
     assert easi_scores(pred[None], None, 0.5)[0] == pytest.approx(3.0)
     assert mask_image_score(np.round(pred).astype(np.uint8)) < 3.0  # a mean is pulled down
+
+
+@pytest.mark.parametrize("n", [4096, 20_000, 65_536])
+@pytest.mark.parametrize("levels", [False, True])
+def test_fast_weighted_median_equals_a_full_sort(n: int, levels: bool) -> None:
+    from model.data.scores import weighted_median
+
+    rng = np.random.default_rng(n + levels)
+    v = (rng.random(n) * 3).astype(np.float32)
+    if levels:  # many ties, as in bf16 maps
+        v = np.round(v * 4) / 4
+    w = np.clip((v - 0.25) / 0.5, 0, 1).astype(np.float32)  # the soft rule's weights
+    order = np.argsort(v, kind="stable")
+    c = np.cumsum(w[order], dtype=np.float64)
+    expected = float(v[order][np.searchsorted(c, c[-1] / 2)])
+    assert weighted_median(v, w) == expected
