@@ -47,7 +47,7 @@ NOT_SKIN_COLOUR = ["chelsea", "coffee", "rocket", "hubble_deep_field", "immunohi
 NOT_SKIN_GREY = ["camera", "moon", "page", "text", "brick", "grass", "gravel", "coins", "clock", "cell",
                  "horse", "checkerboard", "microaneurysms", "binary_blobs", "shepp_logan_phantom"]
 DRIFT, LARGE = 0.1, 0.25
-MEASURE = {"blur": ("sharpness", "detail"), "exposure": "brightness", "jpeg": "jpeg_quality", "noise": "noise",
+MEASURE = {"blur": ("sharpness", "detail"), "exposure": ("brightness", "saturated"), "jpeg": "jpeg_quality", "noise": "noise",
            "resolution": "min_side", "cast": "cast"}
 
 
