@@ -106,8 +106,8 @@ class Prepared:
     image: (H', W', C) as decoded and white-balanced (a large JPEG at a reduced draft size); x: (C, h32, w32)
     float32 working tensor, padded (model/data/padding.py); hw: (h, w), its size before
     padding; full_size: the photo's original (H, W) after EXIF orientation; check: the photo
-    checks (model/data/quality.py) on the decoded photo, with its skin mask; skin: the skin
-    colour mask of `image` (the photo as scored), None when it is the check's; extras: what was
+    checks (model/data/quality.py) on the decoded photo, with its skin mask; skin: the (h, w) skin
+    colour mask of the working image (the photo as scored), None when it is the check's; extras: what was
     done to it ({"white_balance": {"method": ..., "gains": [r, g, b]}}).
     """
 
@@ -409,7 +409,7 @@ class Predictor:
         # a warm light red lesions fall outside skin colour as taken, and a sign's score and area
         # then shrink with them (erythema's 95th-percentile drift at 4000 K: 0.46 -> 0.06,
         # docs/robustness.md).
-        skin = None if wb["method"] == "none" else skin_of(img, self.channels)
+        skin = None if wb["method"] == "none" else skin_of(x, self.channels)  # at the working size
         return Prepared(img, self.pad(x), (int(x.shape[0]), int(x.shape[1])), full, check, {"white_balance": wb},
                         skin)
 
