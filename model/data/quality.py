@@ -184,7 +184,7 @@ def measure(image: np.ndarray, full_size: tuple[int, int] | None = None,
     if min(work.shape[:2]) >= 8:
         m["sharpness"] = float(cv2.Laplacian(grey * 255, cv2.CV_32F).var())
     if min(work.shape[:2]) >= 32:
-        m["detail"] = detail(grey)
+        m["detail"] = detail(grey, m["sharpness"])
     # grain is judged on photos at least the model's working size: a smaller one is enlarged
     # (which smooths grain), and reducing a photo packs its fine texture into a few pixels,
     # where it reads as grain; the size check speaks for small photos
@@ -214,14 +214,15 @@ def measure(image: np.ndarray, full_size: tuple[int, int] | None = None,
     return m, skin
 
 
-def detail(grey: np.ndarray) -> float:
-    """How much of a photo's detail lies at its finest scale: the variance of the Laplacian of the
-    (h, w) grey image over that of the image at half the size (area-averaged). Unlike the
-    variance alone it does not fall with a smooth subject, only with lost fine detail (blur)."""
+def detail(grey: np.ndarray, sharpness: float) -> float:
+    """How much of a photo's detail lies at its finest scale: `sharpness`, the variance of the
+    Laplacian of the (h, w) grey image (0..1, as `measure` takes it), over that of the image at
+    half the size (area-averaged). Unlike the variance alone it does not fall with a smooth
+    subject, only with lost fine detail (blur)."""
     g = np.ascontiguousarray(grey, dtype=np.float32) * 255
     half = cv2.resize(g, (max(1, g.shape[1] // 2), max(1, g.shape[0] // 2)), interpolation=cv2.INTER_AREA)
     coarse = float(cv2.Laplacian(half, cv2.CV_32F).var())
-    return float(cv2.Laplacian(g, cv2.CV_32F).var()) / coarse if coarse > 1e-6 else 1.0
+    return sharpness / coarse if coarse > 1e-6 else 1.0
 
 
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
@@ -282,9 +283,9 @@ def judge(m: dict, limits: Limits = LIMITS) -> tuple[str, tuple[str, ...]]:
     add(_above(m["highlights"], limits.clipped), "glare: parts of the photo are burnt out white; avoid flash",
         "some glare (burnt-out white areas): scores there are unreliable")
     if "saturated" in m:
-        add(_above(m["saturated"], limits.saturated), "",
-            f"a colour is burnt out ({100 * m['saturated']:.0f} % of the photo; usually red on bright skin): "
-            "redness there may be misjudged; less light would help")
+        burnt = f"a colour is burnt out ({100 * m['saturated']:.0f} % of the photo; usually red on bright skin)"
+        add(_above(m["saturated"], limits.saturated), f"{burnt}: redness cannot be read; retake with less light",
+            f"{burnt}: redness there may be misjudged; less light would help")
     add(_above(m["shadows"], limits.clipped), "parts of the photo are black: retake with more light",
         "some black areas: scores there are unreliable")
     if "colourful" in m:

@@ -73,13 +73,14 @@ def easi_scores(maps: np.ndarray, valid: np.ndarray | None, threshold: float, mi
     if n == 0:
         return out
     lo, hi = threshold * (1 - soften), threshold * (1 + soften)
-    a_lo, a_hi = min_area * (1 - soften), min_area * (1 + soften)
-    for k, row in enumerate(s):
-        if hi <= lo:  # the hard rules
+    if hi <= lo:  # the hard rules
+        for k, row in enumerate(s):
             hit = row[row >= threshold].astype(np.float32, copy=False)
             if hit.size > max(min_area * n, 0):
                 out[k] = median(hit, threshold)
-            continue
+        return out
+    a_lo, a_hi = min_area * (1 - soften), min_area * (1 + soften)
+    for k, row in enumerate(s):
         v = row[row > lo].astype(np.float32, copy=False)
         if not v.size:
             continue
@@ -87,8 +88,7 @@ def easi_scores(maps: np.ndarray, valid: np.ndarray | None, threshold: float, mi
         area = float(w.sum()) / n
         presence = float(area > a_lo) if a_hi <= a_lo else min(max((area - a_lo) / (a_hi - a_lo), 0.0), 1.0)
         if presence > 0:
-            full = w >= 1
-            level = median(v, hi) if full.all() else weighted_median(v, w)
+            level = median(v, hi) if (w >= 1).all() else weighted_median(v, w)
             out[k] = presence * level
     return out
 

@@ -607,7 +607,7 @@ class Predictor:
         pixels without any skin). Scores are always computed, whatever the verdict.
         """
         skin = colour_skin if colour_skin is not None else None if check is None else check.skin
-        if skin is not None:  # found at the photo's own size
+        if skin is not None:  # the check's at the photo's own size, colour_skin at the working size
             skin = resize_mask(skin, *work.shape[1:])
         if skin_prob is not None:
             net_skin = skin_prob >= 0.5

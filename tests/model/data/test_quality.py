@@ -90,6 +90,12 @@ def test_a_burnt_out_colour_warns(skin_photos: list[np.ndarray]) -> None:
     assert warned >= 3  # seed 3: five of eight
     white = np.full((256, 256, 3), 255, np.uint8)  # glare: every channel clipped, not a colour
     assert check_photo(white).measures["saturated"] == 0.0
+    # never failed at the default limit; with a fail limit set, the failure names the cause
+    strict = Limits(saturated=(0.35, 0.3))
+    failed = [c for c in (check_photo(relight(p, 2.0), limits=strict) for p in skin_photos)
+              if c.measures["saturated"] > 0.35]
+    assert failed and all(c.verdict == "fail" and "burnt out" in c.reasons[0] and "retake" in c.reasons[0]
+                          for c in failed)
 
 
 def test_black_and_white_images_fail_exposure() -> None:
