@@ -229,7 +229,8 @@ def fit(
     renorm = (cache.normalised, cfg.overexposure) if cache.normalised else None
     view = augment.consistency_view(cache.normalised, seed=cfg.seed + 2) if cfg.consistency > 0 else None
     ds = SeverityDataset(cache, train_idx, augment.train_transform(cache.size, cfg.augment, seed=cfg.seed, crop=cfg.crop_size,
-                                                                   renormalise=renorm), view=view)
+                                                                   renormalise=renorm, edge_crops=cfg.edge_crops),
+                         view=view)
     if dist is not None:
         loader = distributed.train_loader(ds, cfg.batch_size, cfg.seed, dist)
     else:

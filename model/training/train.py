@@ -133,6 +133,10 @@ class TrainConfig:
     # another phone might have taken it (relit, re-exposed, defocused, compressed, turned), its
     # maps pulled toward the crop's. 0 = off; on, a step scores twice the images.
     consistency: float = 0.0
+    # The chance, per axis, that a training crop lies against the photo's edge
+    # (model/data/augment.py EdgeCrop): a plain random crop hardly ever puts the photo's own
+    # edge at the network's border, where every photo has it at prediction. 0 = off.
+    edge_crops: float = 0.0
     # Several processes (torchrun): BatchNorm statistics pooled over the GPUs' batches
     # (SyncBatchNorm, CUDA only); off, each process normalises its own share of the batch.
     sync_batchnorm: bool = False
@@ -152,6 +156,8 @@ class TrainConfig:
              "overexposure must be a chance 0..1, and needs normalise_exposure"),
             (isinstance(self.consistency, (int, float)) and not isinstance(self.consistency, bool)
              and 0 <= self.consistency < math.inf, "consistency must be a non-negative number"),
+            (isinstance(self.edge_crops, (int, float)) and not isinstance(self.edge_crops, bool)
+             and 0 <= self.edge_crops <= 1, "edge_crops must be a chance 0..1"),
             (self.precision in PRECISIONS, f"precision must be one of {list(PRECISIONS)}"),
             (self.mixing in ("auto", "on", "off"), "mixing must be auto, on or off"),
             (self.skin_head in ("auto", "on", "off"), "skin_head must be auto, on or off"),

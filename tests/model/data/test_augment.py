@@ -276,3 +276,53 @@ def test_photo_mode_leaves_plain_exposure_out_for_exposure_normalised_photos() -
     assert Exposure in kinds()
     assert Exposure not in kinds(renormalise=(normalise, 0.3)) and Renormalised in kinds(renormalise=(normalise, 0.3))
     assert not {Exposure, Renormalised} & kinds(renormalise=(normalise, 0.0))  # normalised, no overexposure asked
+
+
+def _crop_origins(transform, h: int = 64, w: int = 96, n: int = 400) -> list[tuple[int, int]]:
+    """Where each of n crops of an (h, w) image whose pixels hold their own coordinates starts."""
+    yy, xx = np.mgrid[:h, :w]
+    img = np.dstack([yy, xx, np.zeros_like(yy)]).astype(np.float32)
+    out = []
+    for _ in range(n):
+        c = transform(image=img, mask=yy.astype(np.uint8))
+        assert (c["mask"] == c["image"][..., 0]).all()  # the mask is cut where the image is
+        out.append((int(c["image"][0, 0, 0]), int(c["image"][0, 0, 1])))
+    return out
+
+
+def test_edge_crops_lie_against_the_photo_edge_as_often_as_asked() -> None:
+    import albumentations as A
+
+    from model.data.augment import EdgeCrop
+
+    plain = _crop_origins(A.Compose([A.RandomCrop(32, 32)], seed=1))
+    half = _crop_origins(A.Compose([EdgeCrop(32, 32, edge=0.5)], seed=1))
+    always = _crop_origins(A.Compose([EdgeCrop(32, 32, edge=1.0)], seed=1))
+
+    def at_edge(origins: list[tuple[int, int]], axis: int, last: int) -> float:
+        return float(np.mean([o[axis] in (0, last) for o in origins]))
+
+    for axis, last in ((0, 64 - 32), (1, 96 - 32)):
+        assert at_edge(plain, axis, last) < 0.15  # 2 of 33 (65) positions
+        assert 0.4 < at_edge(half, axis, last) < 0.65  # half snapped, plus the plain share of the rest
+        assert at_edge(always, axis, last) == 1.0
+    firsts = np.mean([o[0] == 0 for o in always])
+    assert 0.35 < firsts < 0.65  # either side alike
+    assert len(set(half)) > 50  # still anywhere along the other axis
+    with pytest.raises(ValueError, match="edge must be a chance 0..1"):
+        EdgeCrop(32, 32, edge=1.5)
+
+
+def test_train_transform_crops_at_edges_only_when_asked() -> None:
+    from model.data.augment import EdgeCrop
+    from model.training.train import TrainConfig
+
+    kinds = [type(t).__name__ for t in train_transform(64, "full", crop=32, edge_crops=0.5).transforms]
+    assert "EdgeCrop" in kinds
+    assert not any(isinstance(t, EdgeCrop) for t in train_transform(64, "full", crop=32).transforms)
+    img, masks = square_scene(64, 64)
+    out, out_masks, _ = apply(train_transform(64, "full", seed=3, crop=32, edge_crops=1.0), img, masks)
+    assert out.shape[:2] == (32, 32) and all(m.shape == (32, 32) for m in out_masks)
+    with pytest.raises(DermsevError, match="edge_crops must be a chance 0..1"):
+        TrainConfig(edge_crops=2.0)
+    assert TrainConfig(edge_crops=0.5).edge_crops == 0.5
