@@ -191,8 +191,9 @@ class EdgeCrop(A.RandomCrop):
     A plain random 128 px crop of a 256 px photo touches a given side of the photo once in 129
     crops, so a network trained on such crops hardly ever sees the photo's own edge at its own
     border; at prediction every photo's edge is the border. On the demo model, false positives
-    of lichenification lie 3-4x as densely within 16 px of the frame's edge as further in,
-    mostly on dark (shaded) skin there (docs/rotation.md)."""
+    of lichenification lie 3-7x as densely within 16 px of the frame's edge as further in,
+    mostly on dark (shaded) skin there (docs/rotation.md). Half the crops against the edge
+    (`edge_crops: 0.5`) for 30 minutes did not thin them (bench/demo_finetune_edges.yaml)."""
 
     def __init__(self, height: int, width: int, edge: float = 0.5, p: float = 1.0):
         super().__init__(height=height, width=width, p=p)

@@ -135,7 +135,8 @@ class TrainConfig:
     consistency: float = 0.0
     # The chance, per axis, that a training crop lies against the photo's edge
     # (model/data/augment.py EdgeCrop): a plain random crop hardly ever puts the photo's own
-    # edge at the network's border, where every photo has it at prediction. 0 = off.
+    # edge at the network's border, where every photo has it at prediction. 0 = off. On the
+    # demo data 0.5 did not thin the false positives at the frame's edge (docs/rotation.md).
     edge_crops: float = 0.0
     # Several processes (torchrun): BatchNorm statistics pooled over the GPUs' batches
     # (SyncBatchNorm, CUDA only); off, each process normalises its own share of the batch.
