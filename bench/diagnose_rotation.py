@@ -35,6 +35,7 @@ import torch  # noqa: E402
 
 from bench.bench_robustness import MEDIAN_TARGET, P95_TARGET, photos  # noqa: E402
 from bench.degrade import rotate  # noqa: E402
+from model.data.scores import affected_weight  # noqa: E402
 from model.inference import load_model  # noqa: E402
 
 EDGE_BANDS = ((0, 8), (8, 16), (16, 32), (32, 64), (64, None))  # px from the nearest edge
@@ -62,13 +63,6 @@ def edge_distance(h: int, w: int) -> np.ndarray:
     """(h, w) int: each pixel's distance in pixels to the nearest edge of the frame (0 on it)."""
     yy, xx = np.mgrid[:h, :w]
     return np.minimum.reduce([yy, xx, h - 1 - yy, w - 1 - xx])
-
-
-def affected_weight(maps: np.ndarray, threshold: float, soften: float = 0.5) -> np.ndarray:
-    """How much each pixel counts as affected under the score's ramp (model/data/scores.py):
-    0 at a severity of threshold * (1 - soften), 1 at threshold * (1 + soften)."""
-    lo, hi = threshold * (1 - soften), threshold * (1 + soften)
-    return np.clip((np.asarray(maps, np.float32) - lo) / (hi - lo), 0, 1)
 
 
 def _band(values: np.ndarray, lo: float, hi: float | None) -> np.ndarray:

@@ -84,13 +84,21 @@ def easi_scores(maps: np.ndarray, valid: np.ndarray | None, threshold: float, mi
         v = row[row > lo].astype(np.float32, copy=False)
         if not v.size:
             continue
-        w = np.clip((v - np.float32(lo)) / np.float32(hi - lo), 0, 1)
+        w = affected_weight(v, threshold, soften)
         area = float(w.sum()) / n
         presence = float(area > a_lo) if a_hi <= a_lo else min(max((area - a_lo) / (a_hi - a_lo), 0.0), 1.0)
         if presence > 0:
             level = median(v, hi) if (w >= 1).all() else weighted_median(v, w)
             out[k] = presence * level
     return out
+
+
+def affected_weight(values: np.ndarray, threshold: float, soften: float = SOFTEN) -> np.ndarray:
+    """How much each severity counts as affected under the score's soft threshold (`easi_scores`):
+    0 at threshold * (1 - soften), 1 at threshold * (1 + soften), a straight line between.
+    soften must be > 0 (soften=0, the hard rule, is a step: values >= threshold)."""
+    lo, hi = threshold * (1 - soften), threshold * (1 + soften)
+    return np.clip((values - np.float32(lo)) / np.float32(hi - lo), 0, 1)
 
 
 def weighted_median(v: np.ndarray, w: np.ndarray) -> float:

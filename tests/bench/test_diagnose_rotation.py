@@ -44,7 +44,7 @@ def test_edge_distance() -> None:
 
 
 def test_affected_weight_follows_the_score_ramp() -> None:
-    w = diag.affected_weight(np.array([0.0, 0.25, 0.5, 0.75, 2.0]), 0.5)
+    w = diag.affected_weight(np.array([0.0, 0.25, 0.5, 0.75, 2.0], np.float32), 0.5)  # scores.affected_weight
     np.testing.assert_allclose(w, [0, 0, 0.5, 1, 1])
 
 
