@@ -20,6 +20,14 @@ def add_parser(sub) -> None:
         "a mouth, nostrils, an eyebrow or hairline, moles, a ruler or sticker (default 0: "
         "the same files as without it)",
     )
+    s.add_argument(
+        "--relight",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="chance (0..1) that an image is also in soft shade somewhere in the frame, not only "
+        "toward its edge (default 0: the same files as without it)",
+    )
 
 
 def run(args) -> None:
@@ -34,5 +42,6 @@ def run(args) -> None:
         image_level_only=args.image_level_only,
         progress=True,
         confounders=args.confounders,
+        relight=args.relight,
     )
     print(f"wrote {args.n} images to {path}")

@@ -31,10 +31,12 @@ from model.synth.render import (
     render,
 )
 from model.synth.signs import SIGNS, image_score, mark_unannotated
+from model.synth.skin import shade_patches
 
 MAX_SCORE = 3
 LABELS = ["none", "mild", "moderate", "severe"]
 _PLAN_STREAM = 0x5EED  # seeds the patient plan, apart from the per-image streams
+_SHADE_STREAM = 0x5AD3  # seeds the shade patches (relight), apart from the image's own stream
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,18 @@ class _Job:
     write_masks: bool
     patient: Patient
     confounders: float = 0.0  # chance of healthy look-alikes in this image
+    relight: float = 0.0  # chance of shade patches anywhere in the frame
 
 
 def _check(
-    out: Path, n: int, size: int, seed: int, channels: int, workers: int | None, confounders: float
+    out: Path,
+    n: int,
+    size: int,
+    seed: int,
+    channels: int,
+    workers: int | None,
+    confounders: float,
+    relight: float = 0.0,
 ) -> None:
     def is_int(v: object) -> bool:
         return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
@@ -66,9 +76,10 @@ def _check(
         raise DermsevError(f"channels must be between 1 and 64, got {channels!r}")
     if workers is not None and (not is_int(workers) or workers < 1):
         raise DermsevError(f"workers must be at least 1, got {workers!r}")
-    real = isinstance(confounders, (int, float, np.integer, np.floating))
-    if not real or isinstance(confounders, bool) or not 0 <= confounders <= 1:  # NaN fails too
-        raise DermsevError(f"confounders must be a chance between 0 and 1, got {confounders!r}")
+    for name, chance in (("confounders", confounders), ("relight", relight)):
+        real = isinstance(chance, (int, float, np.integer, np.floating))
+        if not real or isinstance(chance, bool) or not 0 <= chance <= 1:  # NaN fails too
+            raise DermsevError(f"{name} must be a chance between 0 and 1, got {chance!r}")
     if out.exists() and not out.is_dir():
         raise DermsevError(f"output {out} exists and is a file; give a new or empty folder")
     if out.is_dir() and any(out.iterdir()):
@@ -98,7 +109,12 @@ def _make_one(job: _Job) -> dict[str, object]:
     rng = np.random.default_rng([job.seed, job.index])
     params = draw_params(rng, job.patient)
     extras = plan_confounders(job.seed, job.index, job.confounders)  # own stream, () at 0
-    image, masks, skin = render(rng, job.patient, params, job.size, job.channels, extras)
+    shade = None
+    if job.relight > 0:  # own stream: the same picture and masks, only the light differs
+        lit = np.random.default_rng([job.seed, job.index, _SHADE_STREAM])
+        if lit.random() < job.relight:
+            shade = shade_patches(lit, job.size, job.size, job.size / 256.0)
+    image, masks, skin = render(rng, job.patient, params, job.size, job.channels, extras, shade)
     masks = mark_unannotated(rng, masks, job.size / 256.0)
     p = job.patient
     row: dict[str, object] = {
@@ -148,6 +164,7 @@ def generate(
     workers: int | None = None,
     progress: bool = False,
     confounders: float = 0.0,
+    relight: float = 0.0,
 ) -> Path:
     """Write a synthetic dataset of n close-up skin photos (size x size px) into `out`.
 
@@ -160,10 +177,13 @@ def generate(
     (skin mask 0 on them) or moles and freckles (skin); every sign mask is 0 on them. They
     are drawn from their own random stream: at 0 (the default) the files are exactly those
     of earlier versions for a seed.
+    relight: chance (0..1) that an image is also in soft shade somewhere in the frame (a hand,
+    the phone, a fold of the body), not only toward its edge; from its own stream too, so the
+    picture and masks are otherwise those drawn without it, and at 0 the files are unchanged.
     Raises DermsevError on bad arguments or a non-empty `out`. Returns the dataset path.
     """
     out = Path(out)
-    _check(out, n, size, seed, channels, workers, confounders)
+    _check(out, n, size, seed, channels, workers, confounders, relight)
     workers = workers or min(2, os.cpu_count() or 1)
     (out / "images").mkdir(parents=True, exist_ok=True)
     if not image_level_only:
@@ -180,6 +200,7 @@ def generate(
             not image_level_only,
             p,
             float(confounders),
+            float(relight),
         )
         for i, p in enumerate(plan_patients(int(seed), int(n)))
     ]

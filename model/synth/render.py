@@ -111,12 +111,15 @@ def render(
     size: int,
     channels: int = 3,
     confounders: tuple[cf.Confounder, ...] = (),
+    shade: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One sample: image (H, W, C) uint8, masks (signs, H, W) uint8 on 0..3 (no 255 yet) and
     the skin mask (H, W) uint8, 1 = skin, 0 = background, clothing, hair-covered or hidden.
 
     confounders: healthy look-alikes drawn before the camera (see `confounders.paint`); they
-    use no draw of `rng`, so the rest of the picture is the same with or without them."""
+    use no draw of `rng`, so the rest of the picture is the same with or without them.
+    shade: (H, W) factor on the illumination (`skin.shade_patches`), drawn from another
+    stream by the caller, so the picture and its masks are otherwise the same."""
     h = w = size
     s = size / 256.0
     if params.background:
@@ -172,6 +175,8 @@ def render(
 
     # Shading: the light comes from the bright side of the illumination gradient.
     light, phi = sk.lighting(rng, h, w)
+    if shade is not None:
+        light = light * shade
     sheen = rng.uniform(0.15, 0.45) * (1 + 0.25 * sk.noise(rng, h, w, 30 * s)) + 0.15 * ip / 3
     diffuse, spec = sk.shade(height, phi, rng.uniform(0.85, 1.25), sheen, rng.uniform(18, 35))
     rgb *= (diffuse * (1 - 0.18 * np.clip(cavity, 0, 2)))[..., None]

@@ -234,6 +234,17 @@ def lighting(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, floa
     return (gradient * vignette * rng.uniform(0.85, 1.02)).astype(np.float32), float(phi)
 
 
+def shade_patches(rng: np.random.Generator, h: int, w: int, s: float) -> np.ndarray:
+    """Soft shade anywhere in the frame, (H, W) float32 in (0.5, 1]: what a hand, the phone
+    or a fold of the body casts on skin. `lighting` darkens only toward the frame's edge, so a
+    model trained on it alone may take shaded skin at the edge for a sign (docs/rotation.md)."""
+    field = noise(rng, h, w, rng.uniform(90, 180) * s)
+    level = rng.uniform(-0.3, 1.0)  # about 15-60 % of the frame in shade
+    soft = rng.uniform(0.3, 0.8)
+    covered = 1 / (1 + np.exp(-(field - level) / soft))
+    return (1 - rng.uniform(0.2, 0.5) * covered).astype(np.float32)
+
+
 def shade(
     height: np.ndarray, phi: float, elevation: float, sheen: np.ndarray | float, shininess: float
 ) -> tuple[np.ndarray, np.ndarray]:
