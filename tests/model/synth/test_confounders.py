@@ -130,7 +130,8 @@ def test_bad_chance_refused(tmp_path: Path, value: object):
         generate(tmp_path / "x", n=1, size=32, confounders=value)
 
 
-def test_cli_flag_reaches_generate(monkeypatch, tmp_path: Path, capsys):
+@pytest.mark.parametrize("option", ["confounders", "relight"])
+def test_cli_flag_reaches_generate(monkeypatch, tmp_path: Path, capsys, option: str):
     import model.synth.generator as gen
 
     seen: dict[str, object] = {}
@@ -140,12 +141,12 @@ def test_cli_flag_reaches_generate(monkeypatch, tmp_path: Path, capsys):
         return Path(out)
 
     monkeypatch.setattr(gen, "generate", fake)
-    assert main(["synth", str(tmp_path / "o"), "--n", "2", "--confounders", "0.25"]) == 0
-    assert seen["confounders"] == 0.25
+    assert main(["synth", str(tmp_path / "o"), "--n", "2", f"--{option}", "0.25"]) == 0
+    assert seen[option] == 0.25
     assert main(["synth", str(tmp_path / "o"), "--n", "2"]) == 0
-    assert seen["confounders"] == 0.0
+    assert seen[option] == 0.0
     monkeypatch.undo()
     capsys.readouterr()
-    assert main(["synth", str(tmp_path / "bad"), "--n", "2", "--confounders", "2"]) == 2
+    assert main(["synth", str(tmp_path / "bad"), "--n", "2", f"--{option}", "2"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "confounders must be a chance between 0 and 1" in err
+    assert len(err.splitlines()) == 1 and f"{option} must be a chance between 0 and 1" in err

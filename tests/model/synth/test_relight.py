@@ -9,9 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from model.cli import main
 from model.errors import DermsevError
-from model.synth import generator as gen
 from model.synth.generator import generate
 from model.synth.skin import shade_patches
 
@@ -72,21 +70,3 @@ def test_relight_refuses_a_bad_chance(tmp_path: Path, bad: object):
     with pytest.raises(DermsevError, match="relight must be a chance between 0 and 1"):
         generate(tmp_path / "x", n=1, size=32, relight=bad)
 
-
-def test_cli_passes_relight(tmp_path: Path, monkeypatch, capsys):
-    seen: dict[str, object] = {}
-
-    def fake(out, **kwargs):
-        seen.update(kwargs)
-        return Path(out)
-
-    monkeypatch.setattr(gen, "generate", fake)
-    assert main(["synth", str(tmp_path / "o"), "--n", "2", "--relight", "0.5"]) == 0
-    assert seen["relight"] == 0.5
-    assert main(["synth", str(tmp_path / "o"), "--n", "2"]) == 0
-    assert seen["relight"] == 0.0
-    monkeypatch.undo()
-    capsys.readouterr()
-    assert main(["synth", str(tmp_path / "bad"), "--n", "2", "--relight", "2"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "relight must be a chance between 0 and 1" in err
