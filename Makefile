@@ -82,6 +82,8 @@ demo-model: install
 	rm -rf model/assets/demo && mv data/demo-finetuned model/assets/demo
 	OMP_NUM_THREADS=1 $(BIN)/dermsev train data/demo-synth --out data/demo-finetuned --config bench/demo_finetune_exposure.yaml
 	rm -rf model/assets/demo && mv data/demo-finetuned model/assets/demo
+	OMP_NUM_THREADS=2 $(BIN)/dermsev train data/demo-synth --out data/demo-finetuned --config bench/demo_finetune_frames.yaml
+	rm -rf model/assets/demo && mv data/demo-finetuned model/assets/demo
 	rm -rf data/demo-test
 	$(BIN)/dermsev synth data/demo-test --n 300 --size 256 --seed 1234
 	$(BIN)/dermsev evaluate model/assets/demo data/demo-test --split all --json docs/demo_metrics.json

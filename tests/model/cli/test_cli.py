@@ -220,6 +220,26 @@ def test_predict_csv_and_maps(workflow: dict[str, Path]) -> None:
             assert png.size == Image.open(img).size and png.mode == "L"
 
 
+def test_predict_scores_as_the_dashboard_by_default(workflow: dict[str, Path]) -> None:
+    """`predict` averages the four quarter turns unless told --no-tta, so the command line and
+    the dashboard (TTA by default) give a photo the same scores."""
+    image = str(sorted((workflow["data"] / "images").glob("*.png"))[0])
+    got = {}
+    for flags in ([], ["--tta"], ["--no-tta"]):
+        out = workflow["root"] / f"default{'-'.join(flags)}.json"
+        assert main(["predict", str(workflow["model"]), image, "--out", str(out), *flags]) == 0
+        got[" ".join(flags)] = json.loads(out.read_text())["images"][0]
+    default, tta, plain = got.values()
+    assert default == tta and "low_erythema" in default and "low_erythema" not in plain
+    from model.inference import load_model
+
+    predictor = load_model(workflow["model"])
+    assert default["score_erythema"] == pytest.approx(
+        predictor.predict(image, tta=True).scores["erythema"], abs=1e-3)
+    assert plain["score_erythema"] == pytest.approx(
+        predictor.predict(image, tta=False).scores["erythema"], abs=1e-3)
+
+
 def test_predict_json_and_folders(workflow: dict[str, Path]) -> None:
     out = workflow["root"] / "all.json"
     assert main(["predict", str(workflow["model"]), str(workflow["data"] / "images"), "--tta", "--out", str(out)]) == 0
