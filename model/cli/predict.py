@@ -9,7 +9,6 @@ skipped, never ending the run.
 from __future__ import annotations
 
 import argparse
-
 import csv
 import json
 import sys
