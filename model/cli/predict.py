@@ -165,7 +165,7 @@ def add_parser(sub) -> None:
     pr.add_argument("--maps", help="folder for per-sign severity map PNGs")
     pr.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
                     help="score the mean of the photo's four quarter turns and report their range, as the dashboard "
-                         "does (the default); --no-tta scores the photo as taken, about 4x faster but less stable")
+                         "does (the default); --no-tta scores the photo as taken, about 2.5x faster but less stable")
     pr.add_argument("--backend", default="auto", choices=["auto", "torch-fp32", "torch-bf16", "onnx"])
     pr.add_argument("--white-balance", metavar="none|grey-world|patch",
                     help="colour normalisation before scoring (default grey-world: towards the training photos' colour)")
